@@ -1,0 +1,166 @@
+// Package entry defines the request/response record every stage of the agent
+// passes along: dissectors build it, the store keeps it, the server turns it
+// into the wire type.
+package entry
+
+import (
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Protocol names used in Entry.Protocol.
+const (
+	ProtoHTTP  = "http"
+	ProtoGRPC  = "grpc"
+	ProtoRedis = "redis"
+	ProtoDNS   = "dns"
+)
+
+// Endpoint is one side of an exchange with the identity known at capture time.
+type Endpoint struct {
+	IP           netip.Addr
+	Port         uint16
+	Pod          string
+	Namespace    string
+	Workload     string
+	WorkloadKind string
+	Service      string
+	Node         string
+	Process      string
+}
+
+// Header is one header line; Name is lower-case.
+type Header struct {
+	Name  string
+	Value string
+}
+
+// Message is a request or a response.
+type Message struct {
+	// Headers in the order they arrived, names lower-case.
+	Headers []Header
+	// Trailers (chunked encoding), names lower-case.
+	Trailers []Header
+	// Body is the body as kept: decoded from gzip/deflate when it was
+	// encoded, cut at the body limit.
+	Body []byte
+	// BodyBytes is the size of the body on the wire (before decoding), also
+	// when Body was truncated.
+	BodyBytes int64
+	// Truncated is true when Body holds less than the whole (decoded) body.
+	Truncated bool
+	// Start is when the first byte was seen, End when the last was.
+	Start, End time.Time
+}
+
+// Header returns the first value of the header named name (lower-case), or "".
+func (m *Message) Header(name string) string {
+	if m == nil {
+		return ""
+	}
+	for _, h := range m.Headers {
+		if h.Name == name {
+			return h.Value
+		}
+	}
+	return ""
+}
+
+// HeaderMap joins repeated headers with ", " (Set-Cookie with "\n"), as the
+// wire type and the filter language see them.
+func (m *Message) HeaderMap() map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m.Headers))
+	for _, h := range m.Headers {
+		if prev, ok := out[h.Name]; ok {
+			sep := ", "
+			if h.Name == "set-cookie" {
+				sep = "\n"
+			}
+			out[h.Name] = prev + sep + h.Value
+			continue
+		}
+		out[h.Name] = h.Value
+	}
+	return out
+}
+
+// Entry is one request and its response.
+type Entry struct {
+	// ID is unique across the cluster: "<node>-<sequence>".
+	ID string
+	// Time is when the request started.
+	Time        time.Time
+	Protocol    string
+	HTTPVersion string
+	Src, Dst    Endpoint
+	Method      string
+	Path        string
+	Status      int32
+	Failed      bool
+	// Latency runs from the request's first byte to the response's last.
+	Latency time.Duration
+	// Request and Response; Response is nil when none was seen.
+	Request, Response *Message
+	// Incomplete marks an entry some of whose bytes were lost (a capture gap,
+	// a connection cut mid-message, capture started mid-message).
+	Incomplete bool
+	// Notes are short facts worth showing: "upgrade: websocket",
+	// "100-continue", "gap in response body".
+	Notes []string
+	// ConnID identifies the connection the entry came from on its node.
+	ConnID uint64
+	// Node is the node that captured the entry.
+	Node string
+}
+
+// Size is an estimate of the memory the entry holds, for store accounting.
+func (e *Entry) Size() int {
+	n := 256 + len(e.ID) + len(e.Protocol) + len(e.HTTPVersion) + len(e.Method) + len(e.Path) + len(e.Node)
+	n += e.Src.size() + e.Dst.size()
+	for _, s := range e.Notes {
+		n += 16 + len(s)
+	}
+	n += e.Request.size() + e.Response.size()
+	return n
+}
+
+func (p *Endpoint) size() int {
+	return len(p.Pod) + len(p.Namespace) + len(p.Workload) + len(p.WorkloadKind) + len(p.Service) + len(p.Node) + len(p.Process)
+}
+
+func (m *Message) size() int {
+	if m == nil {
+		return 0
+	}
+	n := 96 + cap(m.Body)
+	for _, h := range m.Headers {
+		n += 32 + len(h.Name) + len(h.Value)
+	}
+	for _, h := range m.Trailers {
+		n += 32 + len(h.Name) + len(h.Value)
+	}
+	return n
+}
+
+// AddNote appends a note once.
+func (e *Entry) AddNote(note string) {
+	for _, n := range e.Notes {
+		if n == note {
+			return
+		}
+	}
+	e.Notes = append(e.Notes, note)
+}
+
+// Summary is a one-line description like "GET /api/cart -> 503".
+func (e *Entry) Summary() string {
+	var b strings.Builder
+	b.WriteString(e.Method)
+	b.WriteByte(' ')
+	b.WriteString(e.Path)
+	return b.String()
+}
