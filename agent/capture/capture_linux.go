@@ -1,0 +1,238 @@
+package capture
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
+
+	"github.com/podwire/podwire/agent/tcp"
+)
+
+// Capture holds the loaded programs, their cgroup links and the ring buffer
+// reader. Close must be called to detach the programs.
+type Capture struct {
+	cfg     Config
+	objs    captureObjects
+	links   []link.Link
+	rd      *ringbuf.Reader
+	cgroup  string
+	limit   int
+	boot    time.Time
+	records uint64
+	short   uint64
+}
+
+// ErrPermission is returned by Open when the process may not load eBPF
+// programs.
+var ErrPermission = errors.New("loading eBPF programs needs root (or CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON and CAP_SYS_ADMIN)")
+
+// Open loads the programs and attaches them to the cgroup subtree.
+func Open(cfg Config) (*Capture, error) {
+	if cfg.RingBytes == 0 {
+		cfg.RingBytes = 32 << 20
+	}
+	if cfg.RingBytes < os.Getpagesize() || cfg.RingBytes&(cfg.RingBytes-1) != 0 {
+		return nil, fmt.Errorf("ring buffer size %d: must be a power of two of at least %d", cfg.RingBytes, os.Getpagesize())
+	}
+	if cfg.MaxPacketBytes <= 0 || cfg.MaxPacketBytes > maxPacketBytes {
+		cfg.MaxPacketBytes = maxPacketBytes
+	}
+	chunks := (cfg.MaxPacketBytes + chunkSize - 1) / chunkSize
+	if len(cfg.SkipPorts) > 64 {
+		return nil, fmt.Errorf("%d ports to skip: at most 64", len(cfg.SkipPorts))
+	}
+	if os.Geteuid() != 0 {
+		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		var data [2]unix.CapUserData
+		if err := unix.Capget(&hdr, &data[0]); err != nil || data[0].Effective&(1<<unix.CAP_SYS_ADMIN) == 0 {
+			return nil, ErrPermission
+		}
+	}
+	cgroup := cfg.CgroupPath
+	if cgroup == "" {
+		root, err := CgroupRoot()
+		if err != nil {
+			return nil, err
+		}
+		cgroup = root
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("removing memlock limit: %w", err)
+	}
+
+	spec, err := loadCapture()
+	if err != nil {
+		return nil, fmt.Errorf("loading BPF spec: %w", err)
+	}
+	spec.Maps["podwire_events"].MaxEntries = uint32(cfg.RingBytes)
+	if err := spec.Variables["podwire_max_chunks"].Set(uint32(chunks)); err != nil {
+		return nil, fmt.Errorf("setting chunk limit: %w", err)
+	}
+	c := &Capture{cfg: cfg, cgroup: cgroup, limit: chunks * chunkSize, boot: bootTime()}
+	if err := spec.LoadAndAssign(&c.objs, nil); err != nil {
+		if errors.Is(err, syscall.EPERM) {
+			return nil, fmt.Errorf("%w: %v", ErrPermission, err)
+		}
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return nil, fmt.Errorf("loading BPF programs: %+v", ve)
+		}
+		return nil, fmt.Errorf("loading BPF programs: %w", err)
+	}
+	for _, p := range cfg.SkipPorts {
+		if err := c.objs.PodwireSkipPorts.Put(p, uint8(1)); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("adding skipped port %d: %w", p, err)
+		}
+	}
+	for _, a := range []struct {
+		prog *ebpf.Program
+		typ  ebpf.AttachType
+	}{
+		{c.objs.PodwireIngress, ebpf.AttachCGroupInetIngress},
+		{c.objs.PodwireEgress, ebpf.AttachCGroupInetEgress},
+	} {
+		l, err := link.AttachCgroup(link.CgroupOptions{Path: cgroup, Attach: a.typ, Program: a.prog})
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("attaching cgroup_skb to %s: %w", cgroup, err)
+		}
+		c.links = append(c.links, l)
+	}
+	c.rd, err = ringbuf.NewReader(c.objs.PodwireEvents)
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("opening ring buffer: %w", err)
+	}
+	return c, nil
+}
+
+// bootTime is the wall-clock time at which CLOCK_MONOTONIC was zero, the
+// base of bpf_ktime_get_ns().
+func bootTime() time.Time {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return time.Now().Add(-time.Duration(ts.Nano()))
+}
+
+// Cgroup is the cgroup v2 directory the programs are attached to.
+func (c *Capture) Cgroup() string { return c.cgroup }
+
+// Programs lists the attached programs.
+func (c *Capture) Programs() []Program {
+	return []Program{
+		{Name: "podwire_ingress", Type: "cgroup_skb", Attach: "ingress " + c.cgroup},
+		{Name: "podwire_egress", Type: "cgroup_skb", Attach: "egress " + c.cgroup},
+	}
+}
+
+// Run reads the ring buffer and hands each record to fn as a segment, until
+// Close. tick is called about every interval, also when no record arrives.
+// fn and tick run on the calling goroutine.
+func (c *Capture) Run(fn func(*tcp.Segment), tick func(time.Time), interval time.Duration) error {
+	var rec ringbuf.Record
+	var seg tcp.Segment
+	next := time.Now().Add(interval)
+	for {
+		c.rd.SetDeadline(next)
+		err := c.rd.ReadInto(&rec)
+		if err == nil {
+			c.records++
+			if decodeRecord(rec.RawSample, c.boot, c.limit, &seg) {
+				fn(&seg)
+			} else {
+				c.short++
+			}
+		} else if errors.Is(err, os.ErrDeadlineExceeded) {
+			// fall through to tick
+		} else if errors.Is(err, ringbuf.ErrClosed) {
+			return nil
+		} else {
+			return fmt.Errorf("reading ring buffer: %w", err)
+		}
+		if now := time.Now(); !now.Before(next) {
+			tick(now)
+			next = now.Add(interval)
+		}
+	}
+}
+
+// Counters sums the per-CPU counters of the programs, plus the reader's own.
+func (c *Capture) Counters() map[string]uint64 {
+	out := make(map[string]uint64, len(counterNames)+2)
+	for i, name := range counterNames {
+		var per []uint64
+		if err := c.objs.PodwireCounters.Lookup(uint32(i), &per); err != nil {
+			continue
+		}
+		var sum uint64
+		for _, v := range per {
+			sum += v
+		}
+		out[name] = sum
+	}
+	out["ringbuf_pending_bytes"] = uint64(c.rd.AvailableBytes())
+	out["ringbuf_size_bytes"] = uint64(c.rd.BufferSize())
+	return out
+}
+
+// Close detaches the programs and frees the maps; Run returns.
+func (c *Capture) Close() error {
+	var errs []error
+	if c.rd != nil {
+		errs = append(errs, c.rd.Close())
+	}
+	for _, l := range c.links {
+		errs = append(errs, l.Close())
+	}
+	c.links = nil
+	errs = append(errs, c.objs.Close())
+	return errors.Join(errs...)
+}
+
+// CgroupRoot finds the cgroup v2 mount point in /proc/mounts, preferring
+// /sys/fs/cgroup, then /sys/fs/cgroup/unified; with none it mounts one at
+// /run/podwire/cgroup2.
+func CgroupRoot() (string, error) {
+	f, err := os.Open("/proc/mounts")
+	if err != nil {
+		return "", fmt.Errorf("reading mounts: %w", err)
+	}
+	defer f.Close()
+	var found []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) >= 3 && fields[2] == "cgroup2" {
+			found = append(found, fields[1])
+		}
+	}
+	for _, want := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
+		for _, m := range found {
+			if m == want {
+				return m, nil
+			}
+		}
+	}
+	if len(found) > 0 {
+		return found[0], nil
+	}
+	dir := "/run/podwire/cgroup2"
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("creating cgroup2 mount point: %w", err)
+	}
+	if err := unix.Mount("cgroup2", dir, "cgroup2", 0, ""); err != nil {
+		return "", fmt.Errorf("mounting cgroup2 at %s: %w", dir, err)
+	}
+	return dir, nil
+}

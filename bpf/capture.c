@@ -1,0 +1,222 @@
+//go:build ignore
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "capture.h"
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define IPPROTO_TCP_ 6
+
+/* Events go to user space; the agent sets max_entries before loading. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 << 20);
+} podwire_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PODWIRE_C_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} podwire_counters SEC(".maps");
+
+/* Ports whose traffic is never captured (the agent's own API, configured). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u16);
+	__type(value, __u8);
+} podwire_skip_ports SEC(".maps");
+
+/* Copy at most this many XL chunks of a packet (set by the agent). */
+volatile const __u32 podwire_max_chunks = PODWIRE_MAX_CHUNKS;
+
+static __always_inline void count(__u32 slot, __u64 n)
+{
+	__u64 *v = bpf_map_lookup_elem(&podwire_counters, &slot);
+	if (v)
+		*v += n;
+}
+
+struct tuple {
+	struct podwire_pkt h;
+	__u32 payload_off;
+};
+
+#define EMIT_CLASS(SIZE)                                                                   \
+	static __noinline int emit_##SIZE(struct __sk_buff *skb, struct podwire_pkt *h,         \
+					  __u32 off, __u32 n)                                   \
+	{                                                                                  \
+		struct rec_##SIZE {                                                        \
+			struct podwire_pkt h;                                              \
+			__u8 data[SIZE];                                                   \
+		} *r;                                                                      \
+		__u64 len = n;                                                             \
+		/* keep clang from dropping the checks the verifier needs */               \
+		asm volatile("" : "+r"(len));                                              \
+		if (len > SIZE)                                                            \
+			return -1;                                                         \
+		if (len == 0)                                                              \
+			return -1;                                                         \
+		r = bpf_ringbuf_reserve(&podwire_events, sizeof(*r), 0);                    \
+		if (!r) {                                                                  \
+			count(PODWIRE_C_RB_FULL, 1);                                       \
+			count(PODWIRE_C_RB_FULL_BYTES, n);                                 \
+			return -1;                                                         \
+		}                                                                          \
+		__builtin_memcpy(&r->h, h, sizeof(*h));                                    \
+		if (bpf_skb_load_bytes(skb, off, r->data, len) < 0) {                      \
+			count(PODWIRE_C_LOAD_ERR, 1);                                      \
+			bpf_ringbuf_discard(r, 0);                                         \
+			return -1;                                                         \
+		}                                                                          \
+		r->h.len = len;                                                            \
+		bpf_ringbuf_submit(r, 0);                                                  \
+		count(PODWIRE_C_RECORDS, 1);                                               \
+		return 0;                                                                  \
+	}
+
+EMIT_CLASS(128)
+EMIT_CLASS(1024)
+EMIT_CLASS(4096)
+EMIT_CLASS(16384)
+
+static __noinline int emit_header_only(struct podwire_pkt *h)
+{
+	struct podwire_pkt *r = bpf_ringbuf_reserve(&podwire_events, sizeof(*r), 0);
+	if (!r) {
+		count(PODWIRE_C_RB_FULL, 1);
+		return -1;
+	}
+	__builtin_memcpy(r, h, sizeof(*h));
+	r->len = 0;
+	bpf_ringbuf_submit(r, 0);
+	count(PODWIRE_C_RECORDS, 1);
+	return 0;
+}
+
+static __always_inline int parse(struct __sk_buff *skb, struct tuple *t)
+{
+	__u32 l4 = 0;
+
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		struct iphdr ip;
+		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) < 0)
+			return -1;
+		if (ip.protocol != IPPROTO_TCP_ || (ip.frag_off & bpf_htons(0x1fff)))
+			return -1;
+		t->h.family = 4;
+		__builtin_memcpy(t->h.saddr, &ip.saddr, 4);
+		__builtin_memcpy(t->h.daddr, &ip.daddr, 4);
+		l4 = ip.ihl * 4;
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr ip6;
+		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)) < 0)
+			return -1;
+		if (ip6.nexthdr != IPPROTO_TCP_)
+			return -1;
+		t->h.family = 6;
+		__builtin_memcpy(t->h.saddr, &ip6.saddr, 16);
+		__builtin_memcpy(t->h.daddr, &ip6.daddr, 16);
+		l4 = sizeof(ip6);
+	} else {
+		return -1;
+	}
+
+	struct tcphdr tcp;
+	if (bpf_skb_load_bytes(skb, l4, &tcp, sizeof(tcp)) < 0)
+		return -1;
+	t->h.sport = bpf_ntohs(tcp.source);
+	t->h.dport = bpf_ntohs(tcp.dest);
+	t->h.seq = bpf_ntohl(tcp.seq);
+	t->h.tcp_flags = ((__u8 *)&tcp)[13];
+	t->payload_off = l4 + tcp.doff * 4;
+	return 0;
+}
+
+static __always_inline void capture(struct __sk_buff *skb, __u8 dir)
+{
+	struct tuple t = {};
+
+	if (parse(skb, &t) < 0) {
+		count(PODWIRE_C_NOT_TCP, 1);
+		return;
+	}
+	if (bpf_map_lookup_elem(&podwire_skip_ports, &t.h.sport) ||
+	    bpf_map_lookup_elem(&podwire_skip_ports, &t.h.dport)) {
+		count(PODWIRE_C_SKIPPED_PORT, 1);
+		return;
+	}
+
+	__u32 total = 0;
+	if (skb->len > t.payload_off)
+		total = skb->len - t.payload_off;
+
+	count(PODWIRE_C_PACKETS, 1);
+	count(PODWIRE_C_BYTES, total);
+
+	/* SYN, FIN, RST matter to reassembly even without payload. */
+	if (total == 0 && !(t.h.tcp_flags & 0x07)) {
+		count(PODWIRE_C_PURE_ACK, 1);
+		return;
+	}
+
+	t.h.ts_ns = bpf_ktime_get_ns();
+	t.h.cookie = bpf_get_socket_cookie(skb);
+	t.h.cgroup_id = bpf_skb_cgroup_id(skb);
+	t.h.dir = dir;
+	t.h.total = total;
+
+	if (total == 0) {
+		emit_header_only(&t.h);
+		return;
+	}
+
+	__u32 seq0 = t.h.seq;
+	for (__u32 i = 0; i < PODWIRE_MAX_CHUNKS; i++) {
+		if (i >= podwire_max_chunks)
+			break;
+		__u32 off = i * PODWIRE_CLASS_XL;
+		if (off >= total)
+			return;
+		__u32 n = total - off;
+		if (n > PODWIRE_CLASS_XL)
+			n = PODWIRE_CLASS_XL;
+		t.h.offset = off;
+		t.h.seq = seq0 + off;
+		int err;
+		if (n <= PODWIRE_CLASS_S)
+			err = emit_128(skb, &t.h, t.payload_off + off, n);
+		else if (n <= PODWIRE_CLASS_M)
+			err = emit_1024(skb, &t.h, t.payload_off + off, n);
+		else if (n <= PODWIRE_CLASS_L)
+			err = emit_4096(skb, &t.h, t.payload_off + off, n);
+		else
+			err = emit_16384(skb, &t.h, t.payload_off + off, n);
+		if (err < 0)
+			return;
+	}
+	__u32 copied = podwire_max_chunks * PODWIRE_CLASS_XL;
+	if (total > copied) {
+		count(PODWIRE_C_TRUNCATED, 1);
+		count(PODWIRE_C_TRUNCATED_BYTES, total - copied);
+	}
+}
+
+SEC("cgroup_skb/ingress")
+int podwire_ingress(struct __sk_buff *skb)
+{
+	capture(skb, PODWIRE_DIR_INGRESS);
+	return 1;
+}
+
+SEC("cgroup_skb/egress")
+int podwire_egress(struct __sk_buff *skb)
+{
+	capture(skb, PODWIRE_DIR_EGRESS);
+	return 1;
+}
