@@ -44,11 +44,14 @@ type Segment struct {
 	// Local is the observing socket's address, Remote its peer's.
 	Local, Remote netip.AddrPort
 	Seq           uint32
-	Flags         uint8
+	// Flags of the TCP header. When capture splits one packet into chunks,
+	// SYN must be set only on the first chunk and FIN only on the last: the
+	// Assembler places a SYN before and a FIN after the segment's bytes.
+	Flags uint8
 	// Payload of this segment; only valid during the call that hands it over.
 	Payload []byte
-	// Truncated is set when capture could not copy the whole payload: the
-	// bytes after Payload are a gap of Missing bytes.
+	// Missing is set when capture could not copy the whole payload: the
+	// Missing bytes after Payload are lost.
 	Missing int
 }
 
@@ -66,12 +69,16 @@ const (
 // ConnInfo describes a connection to the handler built for it.
 type ConnInfo struct {
 	// ID is unique among the connections of this agent.
-	ID            uint64
+	ID uint64
+	// Cookie is the socket cookie of the first segment seen. For an accepted
+	// connection whose handshake was captured that is the listener's; the
+	// accepted socket's segments join the same connection.
 	Cookie        uint64
 	CgroupID      uint64
 	Local, Remote netip.AddrPort
 	// Role is known when the handshake was seen; connections picked up
-	// mid-stream leave it to the dissector to infer.
+	// mid-stream leave it to the dissector to infer. A SYN that arrives
+	// after the first segment sets it after the Factory call.
 	Role      Role
 	FirstSeen time.Time
 }
