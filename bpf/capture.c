@@ -117,12 +117,27 @@ static __always_inline int parse(struct __sk_buff *skb, struct tuple *t)
 		struct ipv6hdr ip6;
 		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)) < 0)
 			return -1;
-		if (ip6.nexthdr != IPPROTO_TCP_)
+		__u8 nh = ip6.nexthdr;
+		l4 = sizeof(ip6);
+		/* Extension headers: hop-by-hop (BIG TCP's jumbo option among
+		 * them), routing, destination options, fragment. */
+		for (int i = 0; i < 4 && nh != IPPROTO_TCP_; i++) {
+			__u8 ext[2];
+			if (bpf_skb_load_bytes(skb, l4, ext, sizeof(ext)) < 0)
+				return -1;
+			if (nh == 0 || nh == 43 || nh == 60)
+				l4 += (ext[1] + 1) * 8;
+			else if (nh == 44)
+				l4 += 8;
+			else
+				return -1;
+			nh = ext[0];
+		}
+		if (nh != IPPROTO_TCP_)
 			return -1;
 		t->h.family = 6;
 		__builtin_memcpy(t->h.saddr, &ip6.saddr, 16);
 		__builtin_memcpy(t->h.daddr, &ip6.daddr, 16);
-		l4 = sizeof(ip6);
 	} else {
 		return -1;
 	}

@@ -13,8 +13,9 @@
 #define PODWIRE_CLASS_M 1024
 #define PODWIRE_CLASS_L 4096
 #define PODWIRE_CLASS_XL 16384
-/* At most this many XL chunks per packet: 64 KiB. */
-#define PODWIRE_MAX_CHUNKS 4
+/* At most this many XL chunks per packet: 256 KiB (loopback and BIG TCP
+ * make GSO/GRO packets larger than 64 KiB). */
+#define PODWIRE_MAX_CHUNKS 16
 
 struct podwire_pkt {
 	__u64 ts_ns;     /* bpf_ktime_get_ns() */

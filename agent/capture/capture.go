@@ -20,7 +20,7 @@ type Config struct {
 	// them); at most 64.
 	SkipPorts []uint16
 	// MaxPacketBytes is how much payload of one packet is copied, rounded up
-	// to 16 KiB chunks, at most 64 KiB (the default).
+	// to 16 KiB chunks, at most 256 KiB (the default).
 	MaxPacketBytes int
 }
 
@@ -47,7 +47,7 @@ var counterNames = []string{
 const (
 	recordHeaderSize = 80
 	chunkSize        = 16384
-	maxChunks        = 4
+	maxChunks        = 16
 	maxPacketBytes   = chunkSize * maxChunks
 )
 
