@@ -1,0 +1,439 @@
+// Package store keeps a bounded, time-indexed history of entries on one node
+// and fans new entries out to live watchers.
+//
+// Entries are evicted oldest-first by insertion once their total Size passes
+// the byte bound. Queries walk a time index newest-first; because an entry is
+// emitted when its response completes, entries arrive roughly but not exactly
+// in order of Time, and the index is kept sorted regardless.
+package store
+
+import (
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/podwire/podwire/agent/entry"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultNode        = "local"
+	DefaultMaxBytes    = 256 << 20
+	DefaultWatchBuffer = 1024
+	DefaultLimit       = 1000
+)
+
+const (
+	// chunkSize is the capacity of one time-index chunk: an out-of-order
+	// insert or an eviction moves at most this many items.
+	chunkSize = 512
+	// queryBatch is how many entries Query copies per read-lock hold.
+	queryBatch = 512
+)
+
+// Config configures a Store.
+type Config struct {
+	// Node prefixes entry ids and fills empty Entry.Node; DefaultNode if "".
+	Node string
+	// MaxBytes bounds the sum of Entry.Size over stored entries;
+	// DefaultMaxBytes if <= 0.
+	MaxBytes int64
+	// WatchBuffer is each watcher's channel capacity; DefaultWatchBuffer if
+	// <= 0.
+	WatchBuffer int
+}
+
+// Query selects entries for Store.Query.
+type Query struct {
+	// From and To bound Time: From <= Time < To. Zero is unbounded.
+	From, To time.Time
+	// Limit is the most entries passed to fn; DefaultLimit if <= 0.
+	Limit int
+	// Match selects entries; nil selects all. It runs without the store's
+	// lock held.
+	Match func(*entry.Entry) bool
+}
+
+// Stats are the store's counters.
+type Stats struct {
+	// Entries and Bytes are what the store holds now.
+	Entries, Bytes uint64
+	// Added counts every Add; Evicted and EvictedBytes what was dropped to
+	// keep the bound.
+	Added, Evicted, EvictedBytes uint64
+	// WatchDropped counts entries not delivered to full watchers.
+	WatchDropped uint64
+	// Watchers is the number of open watchers.
+	Watchers int
+	// Oldest is the Time of the oldest stored entry, zero when empty.
+	Oldest time.Time
+}
+
+// key orders the time index: by Time, then by insertion.
+type key struct {
+	t   int64 // Entry.Time in Unix nanoseconds, clamped
+	seq uint64
+}
+
+func (a key) less(b key) bool { return a.t < b.t || a.t == b.t && a.seq < b.seq }
+
+type item struct {
+	key
+	e *entry.Entry
+}
+
+// chunk is a run of the time index, sorted by key. Chunks in Store.chunks
+// are never empty and are ordered: every key of chunk i is less than every
+// key of chunk i+1.
+type chunk struct {
+	items []item
+}
+
+// record is an entry in insertion order.
+type record struct {
+	key
+	e    *entry.Entry
+	size int64
+}
+
+// Store is a bounded entry store. It is safe for concurrent use by one
+// writer (Add) and many readers.
+type Store struct {
+	node     string
+	prefix   string // node + "-" + run + "-"
+	maxBytes int64
+	wbuf     int
+
+	mu sync.RWMutex
+	// fifo[head:] holds the stored entries in insertion order; their
+	// sequence numbers run contiguously up to nextSeq-1.
+	fifo    []record
+	head    int
+	nextSeq uint64
+	chunks  []*chunk
+	bytes   int64
+	added   uint64
+	evicted uint64
+	evBytes uint64
+
+	// wmu guards watchers and orders deliveries against Close.
+	wmu          sync.Mutex
+	watchers     []*Watcher
+	watchDropped atomic.Uint64
+}
+
+// runID tells this store's ids from those of an earlier run on the same
+// node: the start time in milliseconds, base 36.
+func runID() string {
+	return strconv.FormatInt(time.Now().UnixMilli(), 36)
+}
+
+// New returns an empty Store.
+func New(cfg Config) *Store {
+	if cfg.Node == "" {
+		cfg.Node = DefaultNode
+	}
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = DefaultMaxBytes
+	}
+	if cfg.WatchBuffer <= 0 {
+		cfg.WatchBuffer = DefaultWatchBuffer
+	}
+	return &Store{
+		node:     cfg.Node,
+		prefix:   cfg.Node + "-" + runID() + "-",
+		maxBytes: cfg.MaxBytes,
+		wbuf:     cfg.WatchBuffer,
+		nextSeq:  1,
+	}
+}
+
+// Add stores e, giving it the next id ("<node>-<run>-<sequence>", run telling restarts apart) and the store's
+// node when e.Node is empty, evicts the oldest entries until the bound
+// holds, and hands e to matching watchers without blocking. e must not
+// change after Add.
+func (s *Store) Add(e *entry.Entry) {
+	s.mu.Lock()
+	seq := s.nextSeq
+	s.nextSeq++
+	e.ID = s.prefix + strconv.FormatUint(seq, 10)
+	if e.Node == "" {
+		e.Node = s.node
+	}
+	k := key{t: nanos(e.Time), seq: seq}
+	size := int64(e.Size())
+	s.fifo = append(s.fifo, record{key: k, e: e, size: size})
+	s.insert(item{key: k, e: e})
+	s.bytes += size
+	s.added++
+	for s.bytes > s.maxBytes && s.head < len(s.fifo) {
+		s.evictOldest()
+	}
+	s.mu.Unlock()
+
+	s.fanout(e)
+}
+
+// evictOldest drops the first entry in insertion order.
+func (s *Store) evictOldest() {
+	r := s.fifo[s.head]
+	s.fifo[s.head] = record{}
+	s.head++
+	if s.head == len(s.fifo) {
+		s.fifo, s.head = s.fifo[:0], 0
+	} else if s.head >= 1024 && s.head*2 >= len(s.fifo) {
+		n := copy(s.fifo, s.fifo[s.head:])
+		clear(s.fifo[n:])
+		s.fifo, s.head = s.fifo[:n], 0
+	}
+	s.remove(r.key)
+	s.bytes -= r.size
+	s.evicted++
+	s.evBytes += uint64(r.size)
+}
+
+// insert puts it into the time index. Most entries go to the end of the
+// last chunk; a late one moves at most chunkSize items.
+func (s *Store) insert(it item) {
+	n := len(s.chunks)
+	if n == 0 {
+		s.chunks = append(s.chunks, newChunk(it))
+		return
+	}
+	ci := n - 1
+	if it.key.less(s.chunks[ci].items[0].key) {
+		// The first chunk whose first key is greater, minus one.
+		ci = max(sort.Search(n, func(i int) bool { return it.key.less(s.chunks[i].items[0].key) })-1, 0)
+	}
+	c := s.chunks[ci]
+	pos := len(c.items)
+	if it.key.less(c.items[pos-1].key) {
+		pos = sort.Search(len(c.items), func(i int) bool { return it.key.less(c.items[i].key) })
+	}
+	if len(c.items) < chunkSize {
+		c.items = insertAt(c.items, pos, it)
+		return
+	}
+	if ci == n-1 && pos == len(c.items) {
+		// In-order arrival: start a new chunk rather than split.
+		s.chunks = append(s.chunks, newChunk(it))
+		return
+	}
+	// Split the full chunk in halves and insert into the right one.
+	half := chunkSize / 2
+	nc := &chunk{items: make([]item, chunkSize-half, chunkSize)}
+	copy(nc.items, c.items[half:])
+	clear(c.items[half:])
+	c.items = c.items[:half]
+	s.chunks = append(s.chunks, nil)
+	copy(s.chunks[ci+2:], s.chunks[ci+1:])
+	s.chunks[ci+1] = nc
+	if pos <= half {
+		c.items = insertAt(c.items, pos, it)
+	} else {
+		nc.items = insertAt(nc.items, pos-half, it)
+	}
+}
+
+func newChunk(it item) *chunk {
+	c := &chunk{items: make([]item, 1, chunkSize)}
+	c.items[0] = it
+	return c
+}
+
+func insertAt(items []item, pos int, it item) []item {
+	items = append(items, item{})
+	copy(items[pos+1:], items[pos:])
+	items[pos] = it
+	return items
+}
+
+// remove takes the item with key k out of the time index.
+func (s *Store) remove(k key) {
+	ci, ii := s.find(k)
+	if ci < 0 {
+		return
+	}
+	c := s.chunks[ci]
+	if ii < len(c.items)/2 {
+		// Shift the front: evictions take the first item, which then
+		// costs nothing. The chunk loses capacity at its front; append
+		// reallocates in the rare case it needs it back.
+		copy(c.items[1:ii+1], c.items[:ii])
+		c.items[0] = item{}
+		c.items = c.items[1:]
+	} else {
+		copy(c.items[ii:], c.items[ii+1:])
+		c.items[len(c.items)-1] = item{}
+		c.items = c.items[:len(c.items)-1]
+	}
+	if len(c.items) == 0 {
+		copy(s.chunks[ci:], s.chunks[ci+1:])
+		s.chunks[len(s.chunks)-1] = nil
+		s.chunks = s.chunks[:len(s.chunks)-1]
+	}
+}
+
+// find returns the position of key k in the time index, or -1, -1.
+func (s *Store) find(k key) (int, int) {
+	ci, ii := s.seekBefore(key{t: k.t, seq: k.seq + 1})
+	if ci < 0 || s.chunks[ci].items[ii].key != k {
+		return -1, -1
+	}
+	return ci, ii
+}
+
+// seekBefore returns the position of the greatest key less than k, or -1, -1.
+func (s *Store) seekBefore(k key) (int, int) {
+	n := len(s.chunks)
+	if n == 0 {
+		return -1, -1
+	}
+	var ci int
+	switch {
+	case s.chunks[0].items[0].key.less(k) && (n == 1 || !s.chunks[1].items[0].key.less(k)):
+		ci = 0 // evictions: the oldest chunk
+	case s.chunks[n-1].items[0].key.less(k):
+		ci = n - 1 // recent entries
+	default:
+		ci = sort.Search(n, func(i int) bool { return !s.chunks[i].items[0].key.less(k) }) - 1
+		if ci < 0 {
+			return -1, -1
+		}
+	}
+	items := s.chunks[ci].items
+	ii := sort.Search(len(items), func(i int) bool { return !items[i].key.less(k) }) - 1
+	return ci, ii
+}
+
+// Get returns the entry with the given id while it is stored. It is O(1):
+// the id's sequence number locates the entry in insertion order.
+func (s *Store) Get(id string) (*entry.Entry, bool) {
+	rest, ok := strings.CutPrefix(id, s.prefix)
+	if !ok {
+		return nil, false
+	}
+	seq, err := strconv.ParseUint(rest, 10, 64)
+	if err != nil {
+		return nil, false
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	count := uint64(len(s.fifo) - s.head)
+	first := s.nextSeq - count
+	if seq < first || seq >= s.nextSeq {
+		return nil, false
+	}
+	e := s.fifo[s.head+int(seq-first)].e
+	if e.ID != id {
+		return nil, false // "n-007" is not "n-7"
+	}
+	return e, true
+}
+
+// Query calls fn with the entries selected by q, newest Time first (ties:
+// last added first), until fn returns false or q.Limit entries were passed.
+// It skips to q.To by binary search. Neither q.Match nor fn runs with the
+// store locked, so they may be slow; an entry evicted meanwhile may still be
+// passed.
+func (s *Store) Query(q Query, fn func(*entry.Entry) bool) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = DefaultLimit
+	}
+	upper := key{t: math.MaxInt64, seq: math.MaxUint64}
+	if !q.To.IsZero() {
+		upper = key{t: nanos(q.To)}
+	}
+	lower := int64(math.MinInt64)
+	if !q.From.IsZero() {
+		lower = nanos(q.From)
+	}
+	var buf [queryBatch]*entry.Entry
+	sent := 0
+	for {
+		n, next, more := s.collect(upper, lower, buf[:])
+		for _, e := range buf[:n] {
+			if q.Match != nil && !q.Match(e) {
+				continue
+			}
+			if !fn(e) {
+				return
+			}
+			if sent++; sent >= limit {
+				return
+			}
+		}
+		if !more {
+			return
+		}
+		upper = next
+	}
+}
+
+// collect copies into buf, newest first, the entries with keys below upper
+// and Time at or after lower. more tells whether older ones may remain; next
+// is where to continue.
+func (s *Store) collect(upper key, lower int64, buf []*entry.Entry) (n int, next key, more bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	ci, ii := s.seekBefore(upper)
+	for ci >= 0 {
+		items := s.chunks[ci].items
+		for ; ii >= 0; ii-- {
+			it := items[ii]
+			if it.t < lower {
+				return n, next, false
+			}
+			if n == len(buf) {
+				return n, next, true
+			}
+			buf[n] = it.e
+			next = it.key
+			n++
+		}
+		ci--
+		if ci >= 0 {
+			ii = len(s.chunks[ci].items) - 1
+		}
+	}
+	return n, next, false
+}
+
+// Stats returns the store's counters.
+func (s *Store) Stats() Stats {
+	s.mu.RLock()
+	st := Stats{
+		Entries:      uint64(len(s.fifo) - s.head),
+		Bytes:        uint64(s.bytes),
+		Added:        s.added,
+		Evicted:      s.evicted,
+		EvictedBytes: s.evBytes,
+	}
+	if len(s.chunks) > 0 {
+		st.Oldest = s.chunks[0].items[0].e.Time
+	}
+	s.mu.RUnlock()
+	st.WatchDropped = s.watchDropped.Load()
+	s.wmu.Lock()
+	st.Watchers = len(s.watchers)
+	s.wmu.Unlock()
+	return st
+}
+
+// nanos is t in Unix nanoseconds, clamped to the int64 range (the zero
+// Time sorts first).
+func nanos(t time.Time) int64 {
+	const minSec, maxSec = math.MinInt64/1_000_000_000 + 1, math.MaxInt64/1_000_000_000 - 1
+	switch sec := t.Unix(); {
+	case sec < minSec:
+		return math.MinInt64
+	case sec > maxSec:
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
