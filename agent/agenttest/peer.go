@@ -1,0 +1,171 @@
+package agenttest
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Peers are the Go programs tests run inside a capture cgroup: the test
+// binary re-executes itself with PODWIRE_PEER set. Call PeerMain first in
+// TestMain.
+
+const peerEnv = "PODWIRE_PEER"
+
+// PeerMain runs the peer named by $PODWIRE_PEER and exits; without it, it
+// returns at once.
+func PeerMain() {
+	role := os.Getenv(peerEnv)
+	if role == "" {
+		return
+	}
+	args := strings.Fields(role)
+	var err error
+	switch args[0] {
+	case "http-server":
+		err = httpServer(args[1])
+	case "http-client":
+		n, _ := strconv.Atoi(args[2])
+		err = httpClient(args[1], n)
+	case "http-hold":
+		err = httpHold(args[1])
+	case "raw":
+		err = raw(args[1])
+	default:
+		err = fmt.Errorf("unknown peer %q", args[0])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "peer:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// Peer is a command running the test binary as the peer role (for
+// example "http-server 127.0.0.1:8080") inside the cgroup.
+func (c *Cgroup) Peer(role string) *exec.Cmd {
+	cmd := c.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), peerEnv+"="+role)
+	return cmd
+}
+
+func httpServer(addr string) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/status/{code}", func(w http.ResponseWriter, r *http.Request) {
+		code, err := strconv.Atoi(r.PathValue("code"))
+		if err != nil || code < 100 || code > 599 {
+			http.Error(w, "bad code", http.StatusBadRequest)
+			return
+		}
+		if code != 204 && code != 304 {
+			w.Header().Set("Content-Type", "text/plain")
+			w.WriteHeader(code)
+			fmt.Fprintf(w, "status %d for %s\n", code, r.URL.Path)
+			return
+		}
+		w.WriteHeader(code)
+	})
+	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		w.Header().Set("Content-Type", r.Header.Get("Content-Type"))
+		w.Header().Set("X-Received-Bytes", strconv.Itoa(len(body)))
+		w.Write(body)
+	})
+	mux.HandleFunc("/chunked", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Trailer", "X-Checksum")
+		f := w.(http.Flusher)
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(w, "chunk %d\n", i)
+			f.Flush()
+		}
+		w.Header().Set("X-Checksum", strconv.Itoa(n))
+	})
+	mux.HandleFunc("/bytes/{n}", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.PathValue("n"))
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", strconv.Itoa(n))
+		buf := make([]byte, 32<<10)
+		for i := range buf {
+			buf[i] = byte('a' + i%26)
+		}
+		for n > 0 {
+			k := min(n, len(buf))
+			w.Write(buf[:k])
+			n -= k
+		}
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, "{\"path\":%q,\"method\":%q}\n", r.URL.Path, r.Method)
+	})
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	return srv.ListenAndServe()
+}
+
+// httpClient does n GETs of base+i on one keep-alive connection.
+func httpClient(base string, n int) error {
+	tr := &http.Transport{MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1}
+	cl := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	for i := 0; i < n; i++ {
+		resp, err := cl.Get(base + strconv.Itoa(i))
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	return nil
+}
+
+// httpHold opens one connection and sends a GET of each path read from
+// stdin on it, printing "ok <status>" after each response.
+func httpHold(addr string) error {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	rd := bufio.NewReader(c)
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		path := strings.TrimSpace(in.Text())
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", path, addr)
+		resp, err := http.ReadResponse(rd, nil)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		fmt.Printf("ok %d\n", resp.StatusCode)
+	}
+	return nil
+}
+
+// raw writes stdin to addr, closes its write side and copies the reply to
+// stdout.
+func raw(addr string) error {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if _, err := io.Copy(c, os.Stdin); err != nil {
+		return err
+	}
+	c.(*net.TCPConn).CloseWrite()
+	_, err = io.Copy(os.Stdout, c)
+	return err
+}

@@ -1,0 +1,178 @@
+// Package daemon runs a whole agent: capture pipeline, store and API server.
+package daemon
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/podwire/podwire/agent/capture"
+	"github.com/podwire/podwire/agent/pipeline"
+	"github.com/podwire/podwire/agent/server"
+	"github.com/podwire/podwire/agent/store"
+	podwirev1 "github.com/podwire/podwire/proto/podwire/v1"
+)
+
+// Options configure an agent; zero values take the defaults noted.
+type Options struct {
+	Listen        string // default 127.0.0.1:7700
+	CgroupRoot    string // default the cgroup v2 root
+	NodeName      string // required
+	Version       string
+	StoreBytes    int64 // default 256 MiB
+	MaxBodyBytes  int   // default 1 MiB
+	RingBytes     int   // default 32 MiB
+	SkipPorts     []uint16
+	RedactHeaders []string
+	RedactBody    []string
+	NoRedact      bool
+	Token         string
+	TLS           *tls.Config
+	MaxConns      int
+	IdleTimeout   time.Duration
+	Log           *slog.Logger
+}
+
+// ErrUsage wraps errors in the options.
+var ErrUsage = errors.New("bad option")
+
+// Daemon is a running agent. Stop must be called to detach the programs.
+type Daemon struct {
+	log  *slog.Logger
+	p    *pipeline.Pipeline
+	st   *store.Store
+	srv  *server.Server
+	gs   *grpc.Server
+	ln   net.Listener
+	done chan error
+}
+
+// Start attaches capture and serves the API.
+func Start(o Options) (*Daemon, error) {
+	log := o.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	if o.NodeName == "" {
+		return nil, fmt.Errorf("%w: the node name is empty", ErrUsage)
+	}
+	if o.Listen == "" {
+		o.Listen = "127.0.0.1:7700"
+	}
+	if o.StoreBytes == 0 {
+		o.StoreBytes = 256 << 20
+	}
+	if o.MaxBodyBytes == 0 {
+		o.MaxBodyBytes = 1 << 20
+	}
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", o.Listen, err)
+	}
+	_, portStr, _ := net.SplitHostPort(ln.Addr().String())
+	apiPort, _ := strconv.Atoi(portStr)
+	skip := append([]uint16{uint16(apiPort)}, o.SkipPorts...)
+
+	st := store.New(store.Config{Node: o.NodeName, MaxBytes: o.StoreBytes})
+	var cfg pipeline.Config
+	cfg.Node = o.NodeName
+	cfg.Capture.CgroupPath = o.CgroupRoot
+	cfg.Capture.RingBytes = o.RingBytes
+	cfg.Capture.SkipPorts = skip
+	cfg.TCP.MaxConns = o.MaxConns
+	cfg.TCP.IdleTimeout = o.IdleTimeout
+	cfg.Dissect.HTTP1.MaxBodyBytes = o.MaxBodyBytes
+	cfg.Redact.Headers = o.RedactHeaders
+	cfg.Redact.BodyPatterns = o.RedactBody
+	cfg.Redact.Disable = o.NoRedact
+	p, err := pipeline.New(cfg, st)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	if err := p.Open(); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	started := time.Now()
+	kernel := kernelRelease()
+	srv := server.New(st, server.Config{
+		Node:    o.NodeName,
+		Version: o.Version,
+		Token:   o.Token,
+		Status: func() *podwirev1.StatusResponse {
+			resp := &podwirev1.StatusResponse{
+				Node:       o.NodeName,
+				Version:    o.Version,
+				Kernel:     kernel,
+				Counters:   p.Counters(),
+				Started:    timestamppb.New(started),
+				Uptime:     durationpb.New(time.Since(started)),
+				CgroupRoot: p.Capture().Cgroup(),
+				Capture:    "running",
+			}
+			for _, pr := range p.Capture().Programs() {
+				resp.Programs = append(resp.Programs, &podwirev1.Program{Name: pr.Name, Type: pr.Type, Attach: pr.Attach})
+			}
+			return resp
+		},
+	})
+	gs := grpc.NewServer(server.ServerOptions(o.Token, o.TLS)...)
+	srv.Register(gs)
+	d := &Daemon{log: log, p: p, st: st, srv: srv, gs: gs, ln: ln, done: make(chan error, 1)}
+	go func() { d.done <- p.Run() }()
+	go func() {
+		if err := gs.Serve(ln); err != nil {
+			log.Error("serving API", "err", err)
+		}
+	}()
+	log.Info("capturing", "node", o.NodeName, "cgroup", p.Capture().Cgroup(), "listen", ln.Addr().String())
+	return d, nil
+}
+
+// Addr is the API's listening address.
+func (d *Daemon) Addr() string { return d.ln.Addr().String() }
+
+// Store is the agent's entry store.
+func (d *Daemon) Store() *store.Store { return d.st }
+
+// Counters are the pipeline's counters.
+func (d *Daemon) Counters() map[string]uint64 { return d.p.Counters() }
+
+// Stop detaches capture, waits for the pipeline to flush and stops the API.
+func (d *Daemon) Stop() error {
+	err := d.p.Close()
+	if rerr := <-d.done; rerr != nil && err == nil {
+		err = rerr
+	}
+	// Watch streams end with "shutting down"; anything else gets a moment.
+	d.srv.Close()
+	stopped := make(chan struct{})
+	go func() { d.gs.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(2 * time.Second):
+		d.gs.Stop()
+	}
+	return err
+}
+
+func kernelRelease() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}
+
+// IsPermission reports whether err says capture needs more privileges.
+func IsPermission(err error) bool { return errors.Is(err, capture.ErrPermission) }

@@ -1,0 +1,170 @@
+// Package dissect picks the protocol of each connection from its first
+// bytes and hands the connection to that protocol's dissector.
+package dissect
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/podwire/podwire/agent/dissect/http1"
+	"github.com/podwire/podwire/agent/entry"
+	"github.com/podwire/podwire/agent/tcp"
+)
+
+// sniffBytes is how many bytes of each direction detection may look at
+// before it gives up on a connection.
+const sniffBytes = 256
+
+// Config holds the dissectors' settings.
+type Config struct {
+	HTTP1 http1.Config
+}
+
+// Stats counts connections by outcome.
+type Stats struct {
+	Detected   atomic.Uint64 // connections handed to a dissector
+	Undetected atomic.Uint64 // connections of no known protocol
+	HTTP1      http1.Stats
+}
+
+// Dissectors builds a dissector for each new connection.
+type Dissectors struct {
+	cfg   Config
+	emit  func(*entry.Entry)
+	stats *Stats
+}
+
+// New returns the dissectors; emit receives every entry, on the goroutine
+// that feeds the assembler.
+func New(cfg Config, emit func(*entry.Entry)) *Dissectors {
+	return &Dissectors{cfg: cfg, emit: emit, stats: &Stats{}}
+}
+
+// Stats returns the live counters.
+func (d *Dissectors) Stats() *Stats { return d.stats }
+
+// Factory is the tcp.Factory that sniffs each connection.
+func (d *Dissectors) Factory() tcp.Factory {
+	return func(c *tcp.ConnInfo) tcp.Handler {
+		s := &sniffer{d: d, info: c}
+		if c.Role == tcp.RoleUnknown {
+			s.retries = midStreamRetries
+		}
+		return s
+	}
+}
+
+// sniffer holds a connection's first bytes until a protocol is recognised,
+// then replays them to the protocol's handler and steps aside.
+type sniffer struct {
+	d      *Dissectors
+	info   *tcp.ConnInfo
+	next   tcp.Handler
+	failed bool
+	buf    [2][]byte
+	ts     [2]time.Time
+	order  []tcp.Dir // order in which the directions first sent bytes
+	// retries left for a connection picked up mid-stream, whose first
+	// bytes may be the middle of a message: each later segment start is
+	// another chance to find a message start.
+	retries int
+}
+
+// midStreamRetries is how many segment starts of a connection picked up
+// mid-stream are sniffed before it is given up.
+const midStreamRetries = 32
+
+func (s *sniffer) Data(dir tcp.Dir, b []byte, t time.Time) {
+	if s.next != nil {
+		s.next.Data(dir, b, t)
+		return
+	}
+	if s.failed {
+		return
+	}
+	if len(s.buf[dir]) == 0 {
+		s.ts[dir] = t
+		s.order = append(s.order, dir)
+	}
+	// Fast path: the first segment decides on its own.
+	if len(s.buf[dir]) == 0 && len(s.buf[1-dir]) == 0 {
+		switch http1.Detect(b) {
+		case http1.Yes:
+			s.start(newHTTP1(s.d, s.info))
+			s.next.Data(dir, b, t)
+			return
+		case http1.No:
+			s.give()
+			return
+		}
+	}
+	room := sniffBytes - len(s.buf[dir])
+	if room > len(b) {
+		room = len(b)
+	}
+	s.buf[dir] = append(s.buf[dir], b[:room]...)
+	switch http1.Detect(s.buf[dir]) {
+	case http1.Yes:
+		s.start(newHTTP1(s.d, s.info))
+		s.replay()
+		if room < len(b) {
+			s.next.Data(dir, b[room:], t)
+		}
+	case http1.No:
+		s.give()
+	default:
+		if len(s.buf[dir]) >= sniffBytes {
+			s.give()
+		}
+	}
+}
+
+func newHTTP1(d *Dissectors, info *tcp.ConnInfo) tcp.Handler {
+	return http1.New(d.cfg.HTTP1, info, d.emit, &d.stats.HTTP1)
+}
+
+func (s *sniffer) start(h tcp.Handler) {
+	s.d.stats.Detected.Add(1)
+	s.next = h
+}
+
+func (s *sniffer) replay() {
+	for _, dir := range s.order {
+		if len(s.buf[dir]) > 0 {
+			s.next.Data(dir, s.buf[dir], s.ts[dir])
+		}
+	}
+	s.buf = [2][]byte{}
+	s.order = nil
+}
+
+func (s *sniffer) give() {
+	if s.retries > 0 {
+		s.retries--
+		s.buf = [2][]byte{}
+		s.order = nil
+		return
+	}
+	s.d.stats.Undetected.Add(1)
+	s.failed = true
+	s.buf = [2][]byte{}
+	s.order = nil
+}
+
+func (s *sniffer) Gap(dir tcp.Dir, n int, t time.Time) {
+	if s.next != nil {
+		s.next.Gap(dir, n, t)
+		return
+	}
+	// A gap before detection: what was buffered in that direction no
+	// longer leads to the next bytes; start over from them.
+	if len(s.buf[dir]) > 0 {
+		s.buf[dir] = s.buf[dir][:0]
+	}
+}
+
+func (s *sniffer) End(reason tcp.EndReason, t time.Time) {
+	if s.next != nil {
+		s.next.End(reason, t)
+	}
+}

@@ -1,0 +1,136 @@
+// Package pipeline wires the stages of the data path: capture, reassembly,
+// dissection, redaction and the store.
+package pipeline
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/podwire/podwire/agent/capture"
+	"github.com/podwire/podwire/agent/dissect"
+	"github.com/podwire/podwire/agent/entry"
+	"github.com/podwire/podwire/agent/redact"
+	"github.com/podwire/podwire/agent/store"
+	"github.com/podwire/podwire/agent/tcp"
+)
+
+// Config holds every stage's settings.
+type Config struct {
+	Node    string
+	Capture capture.Config
+	TCP     tcp.Config
+	Dissect dissect.Config
+	Redact  redact.Config
+	// TickInterval is how often idle connections and overdue holes are
+	// checked; default 100ms.
+	TickInterval time.Duration
+}
+
+// Pipeline turns captured segments into stored entries. Feed and Tick must
+// be called from one goroutine (Run does so).
+type Pipeline struct {
+	cfg   Config
+	st    *store.Store
+	red   *redact.Redactor
+	dis   *dissect.Dissectors
+	asm   *tcp.Assembler
+	cap   *capture.Capture
+	once  sync.Once
+	emits atomic.Uint64
+}
+
+// New builds the stages after capture; Open attaches the capture itself.
+func New(cfg Config, st *store.Store) (*Pipeline, error) {
+	red, err := redact.New(cfg.Redact)
+	if err != nil {
+		return nil, fmt.Errorf("configuring redaction: %w", err)
+	}
+	if cfg.TickInterval <= 0 {
+		cfg.TickInterval = 100 * time.Millisecond
+	}
+	p := &Pipeline{cfg: cfg, st: st, red: red}
+	p.dis = dissect.New(cfg.Dissect, p.emit)
+	p.asm = tcp.NewAssembler(cfg.TCP, p.dis.Factory())
+	return p, nil
+}
+
+func (p *Pipeline) emit(e *entry.Entry) {
+	p.emits.Add(1)
+	if e.Node == "" {
+		e.Node = p.cfg.Node
+	}
+	p.red.Entry(e)
+	p.st.Add(e)
+}
+
+// Feed hands one segment to reassembly.
+func (p *Pipeline) Feed(s *tcp.Segment) { p.asm.Add(s) }
+
+// Tick expires idle connections and overdue holes.
+func (p *Pipeline) Tick(now time.Time) { p.asm.Tick(now) }
+
+// Open loads and attaches the eBPF programs.
+func (p *Pipeline) Open() error {
+	c, err := capture.Open(p.cfg.Capture)
+	if err != nil {
+		return err
+	}
+	p.cap = c
+	return nil
+}
+
+// Run reads captured segments until Close; Open must have succeeded.
+func (p *Pipeline) Run() error {
+	err := p.cap.Run(p.Feed, p.Tick, p.cfg.TickInterval)
+	p.asm.Close(time.Now())
+	return err
+}
+
+// Close detaches capture; Run returns after flushing open connections.
+func (p *Pipeline) Close() error {
+	var err error
+	p.once.Do(func() {
+		if p.cap != nil {
+			err = p.cap.Close()
+		}
+	})
+	return err
+}
+
+// Capture returns the attached capture, nil before Open.
+func (p *Pipeline) Capture() *capture.Capture { return p.cap }
+
+// Counters gathers every stage's counters by name.
+func (p *Pipeline) Counters() map[string]uint64 {
+	out := map[string]uint64{}
+	if p.cap != nil {
+		for k, v := range p.cap.Counters() {
+			out[k] = v
+		}
+	}
+	ts := p.asm.Stats()
+	out["tcp_conns_open"] = ts.Conns
+	out["tcp_conns_total"] = ts.ConnsTotal
+	out["tcp_segments"] = ts.Segments
+	out["tcp_bytes"] = ts.Bytes
+	out["tcp_retransmits"] = ts.Retransmits
+	out["tcp_overlaps"] = ts.Overlaps
+	out["tcp_out_of_order"] = ts.OutOfOrder
+	out["tcp_gaps"] = ts.Gaps
+	out["tcp_gap_bytes"] = ts.GapBytes
+	out["tcp_evicted"] = ts.Evicted
+	out["tcp_idle_closed"] = ts.IdleClosed
+	out["tcp_buffered_bytes"] = ts.BufferedBytes
+	out["tcp_buffer_drops"] = ts.BufferDrops
+	out["tcp_duplicate_views"] = ts.DuplicateViews
+	ds := p.dis.Stats()
+	out["conns_detected"] = ds.Detected.Load()
+	out["conns_undetected"] = ds.Undetected.Load()
+	for k, v := range ds.HTTP1.Snapshot() {
+		out["http1_"+k] = v
+	}
+	out["entries_emitted"] = p.emits.Load()
+	return out
+}
