@@ -111,9 +111,9 @@ func TestCapturesWholeStreams(t *testing.T) {
 				b, ok := sent[seq]
 				if !ok {
 					for k, v := range sent {
-					t.Logf("have seq offset %d len %d", k-isn-1, len(v))
-				}
-				t.Fatalf("no record at seq offset %d of %d; counters %v", len(rebuilt), len(payload), counters)
+						t.Logf("have seq offset %d len %d", k-isn-1, len(v))
+					}
+					t.Fatalf("no record at seq offset %d of %d; counters %v", len(rebuilt), len(payload), counters)
 				}
 				rebuilt = append(rebuilt, b...)
 				seq += uint32(len(b))
