@@ -255,3 +255,13 @@ func Demo() error {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	return cmd.Run()
 }
+
+// BenchLoad measures the agent end to end: wrk against nginx on loopback without and with capture (root; WRK_DURATION, default 10s).
+func BenchLoad() error {
+	mg.Deps(Deps, Build)
+	d := os.Getenv("WRK_DURATION")
+	if d == "" {
+		d = "10s"
+	}
+	return sh.RunV("go", "run", "./internal/loadrun", "-duration", d)
+}

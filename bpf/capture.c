@@ -35,6 +35,17 @@ struct {
 /* Copy at most this many XL chunks of a packet (set by the agent). */
 volatile const __u32 podwire_max_chunks = PODWIRE_MAX_CHUNKS;
 
+/* User space is woken once this much data waits (it also polls every few
+ * milliseconds): one wakeup per record would cost a syscall per packet. */
+volatile const __u32 podwire_wakeup_bytes = 256 << 10;
+
+static __always_inline __u64 wakeup_flags(void)
+{
+	if (bpf_ringbuf_query(&podwire_events, BPF_RB_AVAIL_DATA) >= podwire_wakeup_bytes)
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline void count(__u32 slot, __u64 n)
 {
 	__u64 *v = bpf_map_lookup_elem(&podwire_counters, &slot);
@@ -75,7 +86,7 @@ struct tuple {
 			return -1;                                                         \
 		}                                                                          \
 		r->h.len = len;                                                            \
-		bpf_ringbuf_submit(r, 0);                                                  \
+		bpf_ringbuf_submit(r, wakeup_flags());                                     \
 		count(PODWIRE_C_RECORDS, 1);                                               \
 		return 0;                                                                  \
 	}
@@ -94,7 +105,7 @@ static __noinline int emit_header_only(struct podwire_pkt *h)
 	}
 	__builtin_memcpy(r, h, sizeof(*h));
 	r->len = 0;
-	bpf_ringbuf_submit(r, 0);
+	bpf_ringbuf_submit(r, wakeup_flags());
 	count(PODWIRE_C_RECORDS, 1);
 	return 0;
 }

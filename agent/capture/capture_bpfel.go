@@ -36,12 +36,13 @@ type capturePodwirePkt struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	captureMapPodwireCounters  = "podwire_counters"
-	captureMapPodwireEvents    = "podwire_events"
-	captureMapPodwireSkipPorts = "podwire_skip_ports"
-	captureProgPodwireEgress   = "podwire_egress"
-	captureProgPodwireIngress  = "podwire_ingress"
-	captureVarPodwireMaxChunks = "podwire_max_chunks"
+	captureMapPodwireCounters    = "podwire_counters"
+	captureMapPodwireEvents      = "podwire_events"
+	captureMapPodwireSkipPorts   = "podwire_skip_ports"
+	captureProgPodwireEgress     = "podwire_egress"
+	captureProgPodwireIngress    = "podwire_ingress"
+	captureVarPodwireMaxChunks   = "podwire_max_chunks"
+	captureVarPodwireWakeupBytes = "podwire_wakeup_bytes"
 )
 
 // loadCapture returns the embedded CollectionSpec for capture.
@@ -103,7 +104,8 @@ type captureMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type captureVariableSpecs struct {
-	PodwireMaxChunks *ebpf.VariableSpec `ebpf:"podwire_max_chunks"`
+	PodwireMaxChunks   *ebpf.VariableSpec `ebpf:"podwire_max_chunks"`
+	PodwireWakeupBytes *ebpf.VariableSpec `ebpf:"podwire_wakeup_bytes"`
 }
 
 // captureObjects contains all objects after they have been loaded into the kernel.
@@ -143,7 +145,8 @@ func (m *captureMaps) Close() error {
 //
 // It can be passed to loadCaptureObjects or ebpf.CollectionSpec.LoadAndAssign.
 type captureVariables struct {
-	PodwireMaxChunks *ebpf.Variable `ebpf:"podwire_max_chunks"`
+	PodwireMaxChunks   *ebpf.Variable `ebpf:"podwire_max_chunks"`
+	PodwireWakeupBytes *ebpf.Variable `ebpf:"podwire_wakeup_bytes"`
 }
 
 // capturePrograms contains all programs after they have been loaded into the kernel.

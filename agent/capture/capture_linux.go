@@ -136,15 +136,22 @@ func (c *Capture) Programs() []Program {
 	}
 }
 
+// pollInterval is how long the reader waits for data before it looks again:
+// the programs wake it only when a lot of data waits, so that a quiet
+// moment still reaches user space within this time.
+const pollInterval = 5 * time.Millisecond
+
 // Run reads the ring buffer and hands each record to fn as a segment, until
 // Close. tick is called about every interval, also when no record arrives.
 // fn and tick run on the calling goroutine.
 func (c *Capture) Run(fn func(*tcp.Segment), tick func(time.Time), interval time.Duration) error {
 	var rec ringbuf.Record
 	var seg tcp.Segment
-	next := time.Now().Add(interval)
+	now := time.Now()
+	nextTick := now.Add(interval)
+	deadline := now.Add(pollInterval)
+	c.rd.SetDeadline(deadline)
 	for {
-		c.rd.SetDeadline(next)
 		err := c.rd.ReadInto(&rec)
 		if err == nil {
 			c.records++
@@ -153,16 +160,25 @@ func (c *Capture) Run(fn func(*tcp.Segment), tick func(time.Time), interval time
 			} else {
 				c.short++
 			}
+			// Look at the clock only now and then while records flow.
+			if c.records%256 != 0 {
+				continue
+			}
 		} else if errors.Is(err, os.ErrDeadlineExceeded) {
-			// fall through to tick
+			// nothing waiting: time to tick, and to wait again
 		} else if errors.Is(err, ringbuf.ErrClosed) {
 			return nil
 		} else {
 			return fmt.Errorf("reading ring buffer: %w", err)
 		}
-		if now := time.Now(); !now.Before(next) {
+		now = time.Now()
+		if !now.Before(nextTick) {
 			tick(now)
-			next = now.Add(interval)
+			nextTick = now.Add(interval)
+		}
+		if !now.Before(deadline) {
+			deadline = now.Add(pollInterval)
+			c.rd.SetDeadline(deadline)
 		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -38,6 +40,7 @@ type agentOptions struct {
 	idleTimeout  time.Duration
 	duration     time.Duration
 	logLevel     string
+	pprofAddr    string
 }
 
 func agentFlags(o *agentOptions) *pflag.FlagSet {
@@ -60,6 +63,7 @@ func agentFlags(o *agentOptions) *pflag.FlagSet {
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 2*time.Minute, "a connection idle this long is closed")
 	fs.DurationVar(&o.duration, "duration", 0, "stop after this long (0: run until SIGINT/SIGTERM)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go's net/http/pprof on this address (debugging; keep it on loopback)")
 	return fs
 }
 
@@ -129,6 +133,13 @@ func runAgent(args []string) error {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, o.duration)
 		defer cancel()
+	}
+	if o.pprofAddr != "" {
+		go func() {
+			if err := http.ListenAndServe(o.pprofAddr, nil); err != nil {
+				opts.Log.Error("serving pprof", "err", err)
+			}
+		}()
 	}
 	d, err := daemon.Start(opts)
 	if err != nil {

@@ -1,0 +1,277 @@
+// Command loadrun measures the agent's cost end to end: wrk against nginx on
+// loopback, without and with `podwire agent` capturing both, and prints the
+// numbers BENCHMARKS.md records. Run it as root through `go tool mage benchLoad`.
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	bin := flag.String("podwire", "bin/podwire", "podwire binary")
+	dur := flag.Duration("duration", 10*time.Second, "length of each wrk run")
+	conns := flag.Int("connections", 16, "wrk connections")
+	threads := flag.Int("threads", 1, "wrk threads")
+	flag.StringVar(&profile, "cpuprofile", "", "write a CPU profile of the agent during the loaded run to this file")
+	flag.Parse()
+	if err := run(*bin, *dur, *conns, *threads); err != nil {
+		fmt.Fprintln(os.Stderr, "loadrun:", err)
+		os.Exit(1)
+	}
+}
+
+var profile string
+
+type wrkResult struct {
+	requests int64
+	rps      float64
+}
+
+var (
+	reqsRe = regexp.MustCompile(`(\d+) requests in`)
+	rpsRe  = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
+)
+
+func run(bin string, dur time.Duration, conns, threads int) error {
+	if os.Geteuid() != 0 {
+		return errors.New("needs root (eBPF)")
+	}
+	root := cgroupRoot()
+	cg := filepath.Join(root, "podwire-bench-"+strconv.Itoa(os.Getpid()))
+	if err := os.Mkdir(cg, 0o755); err != nil {
+		return err
+	}
+	defer removeCgroup(cg)
+	cgfd, err := os.Open(cg)
+	if err != nil {
+		return err
+	}
+	defer cgfd.Close()
+	inCg := func(name string, args ...string) *exec.Cmd {
+		c := exec.Command(name, args...)
+		c.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cgfd.Fd())}
+		return c
+	}
+
+	dir, err := os.MkdirTemp("", "podwire-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	body := strings.Repeat("x", 1023) + "\n"
+	os.WriteFile(filepath.Join(dir, "1k"), []byte(body), 0o644)
+	port := freePort()
+	conf := fmt.Sprintf(`worker_processes 1;
+daemon off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path %[1]s;
+  proxy_temp_path %[1]s;
+  fastcgi_temp_path %[1]s;
+  uwsgi_temp_path %[1]s;
+  scgi_temp_path %[1]s;
+  server {
+    listen 127.0.0.1:%[2]d;
+    root %[1]s;
+  }
+}
+`, dir, port)
+	os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644)
+	nginx := inCg("nginx", "-c", filepath.Join(dir, "nginx.conf"))
+	if err := nginx.Start(); err != nil {
+		return fmt.Errorf("starting nginx: %w", err)
+	}
+	defer func() { nginx.Process.Signal(syscall.SIGQUIT); nginx.Wait() }()
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	waitListen(addr)
+	url := "http://" + addr + "/1k"
+
+	wrk := func() (wrkResult, error) {
+		out, err := inCg("wrk", "-t", strconv.Itoa(threads), "-c", strconv.Itoa(conns), "-d", dur.String(), url).CombinedOutput()
+		if err != nil {
+			return wrkResult{}, fmt.Errorf("wrk: %v\n%s", err, out)
+		}
+		var r wrkResult
+		if m := reqsRe.FindSubmatch(out); m != nil {
+			r.requests, _ = strconv.ParseInt(string(m[1]), 10, 64)
+		}
+		if m := rpsRe.FindSubmatch(out); m != nil {
+			r.rps, _ = strconv.ParseFloat(string(m[1]), 64)
+		}
+		return r, nil
+	}
+
+	// Warm-up, then the baseline.
+	if _, err := wrk(); err != nil {
+		return err
+	}
+	base, err := wrk()
+	if err != nil {
+		return err
+	}
+
+	apiPort := freePort()
+	api := fmt.Sprintf("127.0.0.1:%d", apiPort)
+	args := []string{"agent", "--listen", api, "--cgroup-root", cg, "--node-name", "bench", "--log-level", "warn"}
+	pprofAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
+	if profile != "" {
+		args = append(args, "--pprof-addr", pprofAddr)
+	}
+	agent := exec.Command(bin, args...)
+	agent.Stderr = os.Stderr
+	if err := agent.Start(); err != nil {
+		return err
+	}
+	defer func() { agent.Process.Signal(syscall.SIGTERM); agent.Wait() }()
+	waitListen(api)
+	before := status(bin, api)
+	cpu0 := cpuTicks(agent.Process.Pid)
+	profDone := make(chan error, 1)
+	if profile != "" {
+		go func() {
+			secs := int(dur.Seconds() * 0.8)
+			profDone <- exec.Command("curl", "-sS", "-o", profile, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", pprofAddr, secs)).Run()
+		}()
+	}
+	with, err := wrk()
+	if err != nil {
+		return err
+	}
+	if profile != "" {
+		if err := <-profDone; err != nil {
+			return fmt.Errorf("fetching profile: %w", err)
+		}
+	}
+	// Let the pipeline drain what is still in the ring buffer.
+	time.Sleep(2 * time.Second)
+	cpu1 := cpuTicks(agent.Process.Pid)
+	after := status(bin, api)
+	rss := rssBytes(agent.Process.Pid)
+
+	answered := int64(after["http1_entries"]-before["http1_entries"]) - int64(after["http1_unanswered"]-before["http1_unanswered"])
+	lost := with.requests - answered
+	if lost < 0 {
+		lost = 0
+	}
+	cpuSec := float64(cpu1-cpu0) / 100 // USER_HZ
+	fmt.Printf("wrk -t%d -c%d -d%s %s (1 KiB responses, nginx 1 worker)\n", threads, conns, dur, url)
+	fmt.Printf("| run | requests | req/s |\n|---|---|---|\n")
+	fmt.Printf("| without agent | %d | %.0f |\n| with agent | %d | %.0f |\n", base.requests, base.rps, with.requests, with.rps)
+	fmt.Printf("\nratio with/without: %.3f\n", with.rps/base.rps)
+	fmt.Printf("agent CPU: %.2f s for %d requests = %.3f CPU-s per 10k requests\n", cpuSec, with.requests, cpuSec/float64(with.requests)*10000)
+	fmt.Printf("entries with a response: %d of %d completed requests; lost: %d\n", answered, with.requests, lost)
+	fmt.Printf("kernel drops: ringbuf_full %d, truncated %d; tcp gaps %d\n", after["bpf_ringbuf_full"]-before["bpf_ringbuf_full"], after["bpf_truncated_packets"]-before["bpf_truncated_packets"], after["tcp_gaps"]-before["tcp_gaps"])
+	fmt.Printf("agent RSS %.1f MiB, store %.1f MiB, RSS beyond the store %.1f MiB\n", mib(rss), mib(after["store_bytes"]), mib(rss-int64(after["store_bytes"])))
+	return nil
+}
+
+func mib(n any) float64 {
+	switch v := n.(type) {
+	case int64:
+		return float64(v) / (1 << 20)
+	case uint64:
+		return float64(v) / (1 << 20)
+	}
+	return 0
+}
+
+func status(bin, api string) map[string]uint64 {
+	out, err := exec.Command(bin, "status", "--agent", api, "-o", "json").Output()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "status:", err)
+		return nil
+	}
+	var s struct {
+		Counters map[string]json.Number `json:"counters"`
+	}
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	dec.UseNumber()
+	if err := dec.Decode(&s); err != nil {
+		fmt.Fprintln(os.Stderr, "status json:", err)
+	}
+	m := map[string]uint64{}
+	for k, v := range s.Counters {
+		n, _ := strconv.ParseUint(v.String(), 10, 64)
+		m[k] = n
+	}
+	return m
+}
+
+func cpuTicks(pid int) int64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	k, _ := strconv.ParseInt(f[12], 10, 64)
+	return u + k
+}
+
+func rssBytes(pid int) int64 {
+	f, _ := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+func freePort() int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func waitListen(addr string) {
+	for i := 0; i < 200; i++ {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func cgroupRoot() string {
+	b, _ := os.ReadFile("/proc/mounts")
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 3 && f[2] == "cgroup2" {
+			return f[1]
+		}
+	}
+	return "/sys/fs/cgroup"
+}
+
+func removeCgroup(path string) {
+	for i := 0; i < 50; i++ {
+		_ = os.WriteFile(filepath.Join(path, "cgroup.kill"), []byte("1"), 0)
+		if err := os.Remove(path); err == nil || os.IsNotExist(err) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
