@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -42,6 +44,10 @@ type Options struct {
 	Log           *slog.Logger
 }
 
+// heapMargin is the heap allowed beyond the store's accounting: buffers,
+// connections, indexes, garbage between collections.
+const heapMargin = 96 << 20
+
 // ErrUsage wraps errors in the options.
 var ErrUsage = errors.New("bad option")
 
@@ -73,6 +79,11 @@ func Start(o Options) (*Daemon, error) {
 	}
 	if o.MaxBodyBytes == 0 {
 		o.MaxBodyBytes = 1 << 20
+	}
+	// The store is most of the heap and lives long: without a limit the
+	// collector lets the heap grow to twice it. Keep garbage to a margin.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(o.StoreBytes*9/8 + heapMargin)
 	}
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {

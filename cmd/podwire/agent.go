@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	_ "net/http/pprof"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -135,6 +137,11 @@ func runAgent(args []string) error {
 		defer cancel()
 	}
 	if o.pprofAddr != "" {
+		if _, port, err := net.SplitHostPort(o.pprofAddr); err == nil {
+			if n, err := strconv.Atoi(port); err == nil && n > 0 && n < 65536 {
+				opts.SkipPorts = append(opts.SkipPorts, uint16(n))
+			}
+		}
 		go func() {
 			if err := http.ListenAndServe(o.pprofAddr, nil); err != nil {
 				opts.Log.Error("serving pprof", "err", err)
