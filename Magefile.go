@@ -93,7 +93,7 @@ func generate(root string) error {
 	// Same command line as the go:generate line in agent/capture/gen.go, run
 	// from that folder so the paths recorded in BTF are the same.
 	cmd := exec.Command("go", "tool", "bpf2go", "-cc", "clang", "-cflags", "-O2 -g -Wall -Werror",
-		"-target", "bpfel", "-type", "podwire_pkt", "-output-dir", abs,
+		"-target", "bpfel", "-type", "podwire_pkt", "-type", "podwire_counter_set", "-output-dir", abs,
 		"capture", "../../bpf/capture.c", "--", "-I../../bpf")
 	cmd.Dir = "agent/capture"
 	cmd.Env = append(os.Environ(), "GOPACKAGE=capture")

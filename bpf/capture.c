@@ -19,18 +19,30 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, PODWIRE_C_MAX);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct podwire_counter_set);
 } podwire_counters SEC(".maps");
 
-/* Ports whose traffic is never captured (the agent's own API, configured). */
+/* Ports whose traffic is never captured (the agent's own API, configured):
+ * a bitmap of 65536 bits, one array lookup a port. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 64);
-	__type(key, __u16);
-	__type(value, __u8);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u64);
 } podwire_skip_ports SEC(".maps");
+
+/* Flows whose packets a local socket in scope sent (seen at egress). When
+ * both ends are in scope, the receiver's ingress copy of a packet is the
+ * same bytes again and is not sent up. LRU: a forgotten flow only costs a
+ * duplicate that user space drops. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct podwire_flow);
+	__type(value, __u8);
+} podwire_local_flows SEC(".maps");
 
 /* Copy at most this many XL chunks of a packet (set by the agent). */
 volatile const __u32 podwire_max_chunks = PODWIRE_MAX_CHUNKS;
@@ -46,11 +58,23 @@ static __always_inline __u64 wakeup_flags(void)
 	return BPF_RB_NO_WAKEUP;
 }
 
-static __always_inline void count(__u32 slot, __u64 n)
+static __always_inline struct podwire_counter_set *counters(void)
 {
-	__u64 *v = bpf_map_lookup_elem(&podwire_counters, &slot);
-	if (v)
-		*v += n;
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&podwire_counters, &zero);
+}
+
+static __always_inline void count(struct podwire_counter_set *c, __u32 slot, __u64 n)
+{
+	if (c && slot < PODWIRE_C_MAX)
+		c->c[slot] += n;
+}
+
+static __always_inline int skipped_port(__u16 port)
+{
+	__u32 word = port >> 6;
+	__u64 *bits = bpf_map_lookup_elem(&podwire_skip_ports, &word);
+	return bits && (*bits & (1ULL << (port & 63)));
 }
 
 struct tuple {
@@ -60,7 +84,7 @@ struct tuple {
 
 #define EMIT_CLASS(SIZE)                                                                   \
 	static __noinline int emit_##SIZE(struct __sk_buff *skb, struct podwire_pkt *h,         \
-					  __u32 off, __u32 n)                                   \
+					  __u32 off, __u32 n, struct podwire_counter_set *c)       \
 	{                                                                                  \
 		struct rec_##SIZE {                                                        \
 			struct podwire_pkt h;                                              \
@@ -75,38 +99,42 @@ struct tuple {
 			return -1;                                                         \
 		r = bpf_ringbuf_reserve(&podwire_events, sizeof(*r), 0);                    \
 		if (!r) {                                                                  \
-			count(PODWIRE_C_RB_FULL, 1);                                       \
-			count(PODWIRE_C_RB_FULL_BYTES, n);                                 \
+			count(c, PODWIRE_C_RB_FULL, 1);                                       \
+			count(c, PODWIRE_C_RB_FULL_BYTES, n);                                 \
 			return -1;                                                         \
 		}                                                                          \
 		__builtin_memcpy(&r->h, h, sizeof(*h));                                    \
 		if (bpf_skb_load_bytes(skb, off, r->data, len) < 0) {                      \
-			count(PODWIRE_C_LOAD_ERR, 1);                                      \
+			count(c, PODWIRE_C_LOAD_ERR, 1);                                      \
 			bpf_ringbuf_discard(r, 0);                                         \
 			return -1;                                                         \
 		}                                                                          \
 		r->h.len = len;                                                            \
 		bpf_ringbuf_submit(r, wakeup_flags());                                     \
-		count(PODWIRE_C_RECORDS, 1);                                               \
+		count(c, PODWIRE_C_RECORDS, 1);                                               \
 		return 0;                                                                  \
 	}
 
 EMIT_CLASS(128)
+EMIT_CLASS(256)
+EMIT_CLASS(512)
 EMIT_CLASS(1024)
+EMIT_CLASS(2048)
 EMIT_CLASS(4096)
+EMIT_CLASS(8192)
 EMIT_CLASS(16384)
 
-static __noinline int emit_header_only(struct podwire_pkt *h)
+static __noinline int emit_header_only(struct podwire_pkt *h, struct podwire_counter_set *c)
 {
 	struct podwire_pkt *r = bpf_ringbuf_reserve(&podwire_events, sizeof(*r), 0);
 	if (!r) {
-		count(PODWIRE_C_RB_FULL, 1);
+		count(c, PODWIRE_C_RB_FULL, 1);
 		return -1;
 	}
 	__builtin_memcpy(r, h, sizeof(*h));
 	r->len = 0;
 	bpf_ringbuf_submit(r, wakeup_flags());
-	count(PODWIRE_C_RECORDS, 1);
+	count(c, PODWIRE_C_RECORDS, 1);
 	return 0;
 }
 
@@ -166,15 +194,30 @@ static __always_inline int parse(struct __sk_buff *skb, struct tuple *t)
 
 static __always_inline void capture(struct __sk_buff *skb, __u8 dir)
 {
+	struct podwire_counter_set *c = counters();
 	struct tuple t = {};
 
 	if (parse(skb, &t) < 0) {
-		count(PODWIRE_C_NOT_TCP, 1);
+		count(c, PODWIRE_C_NOT_TCP, 1);
 		return;
 	}
-	if (bpf_map_lookup_elem(&podwire_skip_ports, &t.h.sport) ||
-	    bpf_map_lookup_elem(&podwire_skip_ports, &t.h.dport)) {
-		count(PODWIRE_C_SKIPPED_PORT, 1);
+	if (skipped_port(t.h.sport) || skipped_port(t.h.dport)) {
+		count(c, PODWIRE_C_SKIPPED_PORT, 1);
+		return;
+	}
+
+	struct podwire_flow flow = {};
+	__builtin_memcpy(flow.saddr, t.h.saddr, 16);
+	__builtin_memcpy(flow.daddr, t.h.daddr, 16);
+	flow.sport = t.h.sport;
+	flow.dport = t.h.dport;
+	if (dir == PODWIRE_DIR_EGRESS) {
+		if (!bpf_map_lookup_elem(&podwire_local_flows, &flow)) {
+			__u8 one = 1;
+			bpf_map_update_elem(&podwire_local_flows, &flow, &one, BPF_ANY);
+		}
+	} else if (bpf_map_lookup_elem(&podwire_local_flows, &flow)) {
+		count(c, PODWIRE_C_LOCAL_DUP, 1);
 		return;
 	}
 
@@ -182,12 +225,12 @@ static __always_inline void capture(struct __sk_buff *skb, __u8 dir)
 	if (skb->len > t.payload_off)
 		total = skb->len - t.payload_off;
 
-	count(PODWIRE_C_PACKETS, 1);
-	count(PODWIRE_C_BYTES, total);
+	count(c, PODWIRE_C_PACKETS, 1);
+	count(c, PODWIRE_C_BYTES, total);
 
 	/* SYN, FIN, RST matter to reassembly even without payload. */
 	if (total == 0 && !(t.h.tcp_flags & 0x07)) {
-		count(PODWIRE_C_PURE_ACK, 1);
+		count(c, PODWIRE_C_PURE_ACK, 1);
 		return;
 	}
 
@@ -198,7 +241,7 @@ static __always_inline void capture(struct __sk_buff *skb, __u8 dir)
 	t.h.total = total;
 
 	if (total == 0) {
-		emit_header_only(&t.h);
+		emit_header_only(&t.h, c);
 		return;
 	}
 
@@ -215,21 +258,30 @@ static __always_inline void capture(struct __sk_buff *skb, __u8 dir)
 		t.h.offset = off;
 		t.h.seq = seq0 + off;
 		int err;
-		if (n <= PODWIRE_CLASS_S)
-			err = emit_128(skb, &t.h, t.payload_off + off, n);
-		else if (n <= PODWIRE_CLASS_M)
-			err = emit_1024(skb, &t.h, t.payload_off + off, n);
-		else if (n <= PODWIRE_CLASS_L)
-			err = emit_4096(skb, &t.h, t.payload_off + off, n);
+		__u32 o = t.payload_off + off;
+		if (n <= 128)
+			err = emit_128(skb, &t.h, o, n, c);
+		else if (n <= 256)
+			err = emit_256(skb, &t.h, o, n, c);
+		else if (n <= 512)
+			err = emit_512(skb, &t.h, o, n, c);
+		else if (n <= 1024)
+			err = emit_1024(skb, &t.h, o, n, c);
+		else if (n <= 2048)
+			err = emit_2048(skb, &t.h, o, n, c);
+		else if (n <= 4096)
+			err = emit_4096(skb, &t.h, o, n, c);
+		else if (n <= 8192)
+			err = emit_8192(skb, &t.h, o, n, c);
 		else
-			err = emit_16384(skb, &t.h, t.payload_off + off, n);
+			err = emit_16384(skb, &t.h, o, n, c);
 		if (err < 0)
 			return;
 	}
 	__u32 copied = podwire_max_chunks * PODWIRE_CLASS_XL;
 	if (total > copied) {
-		count(PODWIRE_C_TRUNCATED, 1);
-		count(PODWIRE_C_TRUNCATED_BYTES, total - copied);
+		count(c, PODWIRE_C_TRUNCATED, 1);
+		count(c, PODWIRE_C_TRUNCATED_BYTES, total - copied);
 	}
 }
 

@@ -8,10 +8,8 @@
 
 /* Payload chunk sizes: a record carries one chunk of one packet. The ring
  * buffer needs a constant reservation size, so a chunk is reserved in the
- * smallest class that holds it. */
-#define PODWIRE_CLASS_S 128
-#define PODWIRE_CLASS_M 1024
-#define PODWIRE_CLASS_L 4096
+ * smallest power-of-two class from 128 bytes to PODWIRE_CLASS_XL that holds
+ * it (at most twice its size). */
 #define PODWIRE_CLASS_XL 16384
 /* At most this many XL chunks per packet: 256 KiB (loopback and BIG TCP
  * make GSO/GRO packets larger than 64 KiB). */
@@ -48,5 +46,20 @@ enum podwire_counter {
 	PODWIRE_C_TRUNCATED_BYTES, /* payload bytes past the copy limit */
 	PODWIRE_C_LOAD_ERR,        /* bpf_skb_load_bytes failures */
 	PODWIRE_C_RECORDS,         /* records written */
+	PODWIRE_C_LOCAL_DUP,       /* ingress packets already captured at a local sender's egress */
 	PODWIRE_C_MAX,
+};
+
+struct podwire_counter_set {
+	__u64 c[PODWIRE_C_MAX];
+};
+
+/* A packet's addresses as sent, for telling that a local socket's egress
+ * already captured it. */
+struct podwire_flow {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;
+	__u16 dport;
+	__u32 pad;
 };

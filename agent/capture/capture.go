@@ -42,6 +42,7 @@ var counterNames = []string{
 	"bpf_truncated_bytes",
 	"bpf_load_errors",
 	"bpf_records",
+	"bpf_local_duplicates",
 }
 
 const (

@@ -13,6 +13,20 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type capturePodwireCounterSet struct {
+	_ structs.HostLayout
+	C [12]uint64
+}
+
+type capturePodwireFlow struct {
+	_     structs.HostLayout
+	Saddr [16]uint8
+	Daddr [16]uint8
+	Sport uint16
+	Dport uint16
+	Pad   uint32
+}
+
 type capturePodwirePkt struct {
 	_        structs.HostLayout
 	TsNs     uint64
@@ -38,6 +52,7 @@ type capturePodwirePkt struct {
 const (
 	captureMapPodwireCounters    = "podwire_counters"
 	captureMapPodwireEvents      = "podwire_events"
+	captureMapPodwireLocalFlows  = "podwire_local_flows"
 	captureMapPodwireSkipPorts   = "podwire_skip_ports"
 	captureProgPodwireEgress     = "podwire_egress"
 	captureProgPodwireIngress    = "podwire_ingress"
@@ -95,9 +110,10 @@ type captureProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type captureMapSpecs struct {
-	PodwireCounters  *ebpf.MapSpec `ebpf:"podwire_counters"`
-	PodwireEvents    *ebpf.MapSpec `ebpf:"podwire_events"`
-	PodwireSkipPorts *ebpf.MapSpec `ebpf:"podwire_skip_ports"`
+	PodwireCounters   *ebpf.MapSpec `ebpf:"podwire_counters"`
+	PodwireEvents     *ebpf.MapSpec `ebpf:"podwire_events"`
+	PodwireLocalFlows *ebpf.MapSpec `ebpf:"podwire_local_flows"`
+	PodwireSkipPorts  *ebpf.MapSpec `ebpf:"podwire_skip_ports"`
 }
 
 // captureVariableSpecs contains global variables before they are loaded into the kernel.
@@ -128,15 +144,17 @@ func (o *captureObjects) Close() error {
 //
 // It can be passed to loadCaptureObjects or ebpf.CollectionSpec.LoadAndAssign.
 type captureMaps struct {
-	PodwireCounters  *ebpf.Map `ebpf:"podwire_counters"`
-	PodwireEvents    *ebpf.Map `ebpf:"podwire_events"`
-	PodwireSkipPorts *ebpf.Map `ebpf:"podwire_skip_ports"`
+	PodwireCounters   *ebpf.Map `ebpf:"podwire_counters"`
+	PodwireEvents     *ebpf.Map `ebpf:"podwire_events"`
+	PodwireLocalFlows *ebpf.Map `ebpf:"podwire_local_flows"`
+	PodwireSkipPorts  *ebpf.Map `ebpf:"podwire_skip_ports"`
 }
 
 func (m *captureMaps) Close() error {
 	return _CaptureClose(
 		m.PodwireCounters,
 		m.PodwireEvents,
+		m.PodwireLocalFlows,
 		m.PodwireSkipPorts,
 	)
 }

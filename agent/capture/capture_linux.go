@@ -89,10 +89,17 @@ func Open(cfg Config) (*Capture, error) {
 		}
 		return nil, fmt.Errorf("loading BPF programs: %w", err)
 	}
+	var bitmap [1024]uint64
 	for _, p := range cfg.SkipPorts {
-		if err := c.objs.PodwireSkipPorts.Put(p, uint8(1)); err != nil {
+		bitmap[p>>6] |= 1 << (p & 63)
+	}
+	for i, w := range bitmap {
+		if w == 0 {
+			continue
+		}
+		if err := c.objs.PodwireSkipPorts.Put(uint32(i), w); err != nil {
 			c.Close()
-			return nil, fmt.Errorf("adding skipped port %d: %w", p, err)
+			return nil, fmt.Errorf("setting skipped ports: %w", err)
 		}
 	}
 	for _, a := range []struct {
@@ -186,16 +193,13 @@ func (c *Capture) Run(fn func(*tcp.Segment), tick func(time.Time), interval time
 // Counters sums the per-CPU counters of the programs, plus the reader's own.
 func (c *Capture) Counters() map[string]uint64 {
 	out := make(map[string]uint64, len(counterNames)+2)
-	for i, name := range counterNames {
-		var per []uint64
-		if err := c.objs.PodwireCounters.Lookup(uint32(i), &per); err != nil {
-			continue
+	var per []capturePodwireCounterSet
+	if err := c.objs.PodwireCounters.Lookup(uint32(0), &per); err == nil {
+		for _, cpu := range per {
+			for i, name := range counterNames {
+				out[name] += cpu.C[i]
+			}
 		}
-		var sum uint64
-		for _, v := range per {
-			sum += v
-		}
-		out[name] = sum
 	}
 	out["ringbuf_pending_bytes"] = uint64(c.rd.AvailableBytes())
 	out["ringbuf_size_bytes"] = uint64(c.rd.BufferSize())

@@ -56,8 +56,11 @@ func TestVethExchangeIsOneEntry(t *testing.T) {
 			t.Errorf("%s: src %s dst %s:%d, want %s -> %s:8080", e.Path, e.GetSrc().GetIp(), e.GetDst().GetIp(), e.GetDst().GetPort(), cli.IP, srv.IP)
 		}
 	}
-	if c := a.Counters()["tcp_duplicate_views"]; c == 0 {
-		t.Errorf("tcp_duplicate_views is 0: both sockets were in the cgroup, one view should have been dropped")
+	// Both sockets are in scope: the kernel sends each packet up once (at
+	// the sender) and user space merges the two sockets' views.
+	c := a.Counters()
+	if c["bpf_local_duplicates"] == 0 || c["tcp_duplicate_views"] == 0 {
+		t.Errorf("bpf_local_duplicates %d, tcp_duplicate_views %d: both sockets were in scope, so both should be above 0", c["bpf_local_duplicates"], c["tcp_duplicate_views"])
 	}
 }
 

@@ -87,8 +87,11 @@ type Stats struct {
 	BufferedBytes uint64
 	// BufferDrops counts holes turned into gaps because a buffer bound was hit.
 	BufferDrops uint64
-	// DuplicateViews counts segments dropped because another socket of this
-	// host already owns the mirrored view of the same conversation.
+	// DuplicateViews counts segments from the mirrored view of a
+	// conversation (the socket at the other end, on this host), merged into
+	// the view that owns it with their direction flipped: capture sends each
+	// packet up once, at the sender's egress, and bytes that still arrive
+	// twice are trimmed like retransmits.
 	DuplicateViews uint64
 	// Late counts segments of a connection that already ended with FIN or RST.
 	Late uint64
@@ -238,10 +241,18 @@ func (a *Assembler) Add(s *Segment) {
 		return
 	}
 	c := a.byCookie[s.Cookie]
-	if c == nil || c.info.Local != s.Local || c.info.Remote != s.Remote {
+	if c == nil || !c.sameTuple(s) {
 		if c = a.lookup(s); c == nil {
 			return
 		}
+	}
+	if unmap(c.info.Local) != unmap(s.Local) {
+		// The socket at the other end: its egress is the owner's ingress.
+		a.st.duplicateViews.Add(1)
+		m := *s
+		m.Dir = 1 - s.Dir
+		m.Local, m.Remote = s.Remote, s.Local
+		s = &m
 	}
 	if s.Flags&FlagSYN != 0 {
 		if st := &c.dirs[s.Dir]; st.synSeen && st.isn != s.Seq {
@@ -262,13 +273,9 @@ func (a *Assembler) Add(s *Segment) {
 func (a *Assembler) lookup(s *Segment) *conn {
 	key := makeKey(s.Local, s.Remote)
 	if o := a.byTuple[key]; o != nil {
-		if unmap(o.info.Local) != unmap(s.Local) {
-			// The mirrored view from the socket at the other end.
-			a.st.duplicateViews.Add(1)
-			return nil
-		}
-		// The same end through another socket: the listener that saw the
-		// handshake, then the accepted socket.
+		// The same end through another socket (the listener that saw the
+		// handshake, then the accepted socket), or the mirrored view from
+		// the socket at the other end: both feed the one connection.
 		a.alias(o, s.Cookie)
 		return o
 	}
@@ -285,6 +292,12 @@ func (a *Assembler) lookup(s *Segment) *conn {
 		return nil
 	}
 	return a.newConn(s, key)
+}
+
+// sameTuple reports whether s belongs to c's 4-tuple, from either end.
+func (c *conn) sameTuple(s *Segment) bool {
+	return c.info.Local == s.Local && c.info.Remote == s.Remote ||
+		c.info.Local == s.Remote && c.info.Remote == s.Local
 }
 
 func (a *Assembler) alias(c *conn, cookie uint64) {

@@ -25,6 +25,7 @@ func main() {
 	dur := flag.Duration("duration", 10*time.Second, "length of each wrk run")
 	conns := flag.Int("connections", 16, "wrk connections")
 	threads := flag.Int("threads", 1, "wrk threads")
+	flag.BoolVar(&pin, "pin", false, "run nginx and wrk on CPU 0 and the agent on CPU 1 (otherwise all share every CPU)")
 	flag.StringVar(&profile, "cpuprofile", "", "write a CPU profile of the agent during the loaded run to this file")
 	flag.Parse()
 	if err := run(*bin, *dur, *conns, *threads); err != nil {
@@ -33,7 +34,18 @@ func main() {
 	}
 }
 
-var profile string
+var (
+	profile string
+	pin     bool
+)
+
+// pinned prefixes a command with taskset when -pin is set.
+func pinned(cpu string, name string, args ...string) (string, []string) {
+	if !pin {
+		return name, args
+	}
+	return "taskset", append([]string{"-c", cpu, name}, args...)
+}
 
 type wrkResult struct {
 	requests int64
@@ -61,6 +73,7 @@ func run(bin string, dur time.Duration, conns, threads int) error {
 	}
 	defer cgfd.Close()
 	inCg := func(name string, args ...string) *exec.Cmd {
+		name, args = pinned("0", name, args...)
 		c := exec.Command(name, args...)
 		c.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cgfd.Fd())}
 		return c
@@ -134,7 +147,8 @@ http {
 	if profile != "" {
 		args = append(args, "--pprof-addr", pprofAddr)
 	}
-	agent := exec.Command(bin, args...)
+	an, aa := pinned("1", bin, args...)
+	agent := exec.Command(an, aa...)
 	agent.Stderr = os.Stderr
 	if err := agent.Start(); err != nil {
 		return err
@@ -143,6 +157,8 @@ http {
 	waitListen(api)
 	before := status(bin, api)
 	cpu0 := cpuTicks(agent.Process.Pid)
+	sys0 := sysTicks(agent.Process.Pid)
+	flt0 := minorFaults(agent.Process.Pid)
 	profDone := make(chan error, 1)
 	if profile != "" {
 		go func() {
@@ -162,6 +178,8 @@ http {
 	// Let the pipeline drain what is still in the ring buffer.
 	time.Sleep(2 * time.Second)
 	cpu1 := cpuTicks(agent.Process.Pid)
+	sys1 := sysTicks(agent.Process.Pid)
+	flt1 := minorFaults(agent.Process.Pid)
 	after := status(bin, api)
 	rss := rssBytes(agent.Process.Pid)
 
@@ -171,11 +189,17 @@ http {
 		lost = 0
 	}
 	cpuSec := float64(cpu1-cpu0) / 100 // USER_HZ
-	fmt.Printf("wrk -t%d -c%d -d%s %s (1 KiB responses, nginx 1 worker)\n", threads, conns, dur, url)
+	placement := "nginx, wrk and the agent share both CPUs"
+	if pin {
+		placement = "nginx and wrk on CPU 0, the agent on CPU 1"
+	}
+	fmt.Printf("wrk -t%d -c%d -d%s %s (1 KiB responses, nginx 1 worker; %s)\n", threads, conns, dur, url, placement)
 	fmt.Printf("| run | requests | req/s |\n|---|---|---|\n")
 	fmt.Printf("| without agent | %d | %.0f |\n| with agent | %d | %.0f |\n", base.requests, base.rps, with.requests, with.rps)
 	fmt.Printf("\nratio with/without: %.3f\n", with.rps/base.rps)
 	fmt.Printf("agent CPU: %.2f s for %d requests = %.3f CPU-s per 10k requests\n", cpuSec, with.requests, cpuSec/float64(with.requests)*10000)
+	fmt.Printf("agent CPU in the kernel (system time): %.2f s\n", float64(sys1-sys0)/100)
+	fmt.Printf("agent page faults: %d (%.1f per request)\n", flt1-flt0, float64(flt1-flt0)/float64(with.requests))
 	fmt.Printf("entries with a response: %d of %d completed requests; lost: %d\n", answered, with.requests, lost)
 	fmt.Printf("kernel drops: ringbuf_full %d, truncated %d; tcp gaps %d\n", after["bpf_ringbuf_full"]-before["bpf_ringbuf_full"], after["bpf_truncated_packets"]-before["bpf_truncated_packets"], after["tcp_gaps"]-before["tcp_gaps"])
 	fmt.Printf("agent RSS %.1f MiB, store %.1f MiB, RSS beyond the store %.1f MiB\n", mib(rss), mib(after["store_bytes"]), mib(rss-int64(after["store_bytes"])))
@@ -221,6 +245,22 @@ func cpuTicks(pid int) int64 {
 	u, _ := strconv.ParseInt(f[11], 10, 64)
 	k, _ := strconv.ParseInt(f[12], 10, 64)
 	return u + k
+}
+
+func sysTicks(pid int) int64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	n, _ := strconv.ParseInt(f[12], 10, 64)
+	return n
+}
+
+func minorFaults(pid int) int64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	n, _ := strconv.ParseInt(f[7], 10, 64)
+	return n
 }
 
 func rssBytes(pid int) int64 {
