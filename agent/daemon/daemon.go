@@ -46,7 +46,7 @@ type Options struct {
 
 // heapMargin is the heap allowed beyond the store's accounting: buffers,
 // connections, indexes, garbage between collections.
-const heapMargin = 96 << 20
+const heapMargin = 80 << 20
 
 // ErrUsage wraps errors in the options.
 var ErrUsage = errors.New("bad option")
