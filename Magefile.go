@@ -155,8 +155,14 @@ func CheckGenerated() error {
 
 // Vet runs gofmt and go vet.
 func Vet() error {
-	out, err := sh.Output("gofmt", "-l", "agent", "cmd", "pkg", "proto", "internal")
-	if err != nil && !strings.Contains(err.Error(), "no such file") {
+	dirs := []string{"-l"}
+	for _, d := range []string{"agent", "cmd", "pkg", "proto", "internal"} {
+		if _, err := os.Stat(d); err == nil {
+			dirs = append(dirs, d)
+		}
+	}
+	out, err := sh.Output("gofmt", dirs...)
+	if err != nil {
 		return err
 	}
 	var bad []string
