@@ -49,7 +49,7 @@ volatile const __u32 podwire_max_chunks = PODWIRE_MAX_CHUNKS;
 
 /* User space is woken once this much data waits (it also polls every few
  * milliseconds): one wakeup per record would cost a syscall per packet. */
-volatile const __u32 podwire_wakeup_bytes = 256 << 10;
+volatile const __u32 podwire_wakeup_bytes = 1 << 20;
 
 static __always_inline __u64 wakeup_flags(void)
 {

@@ -146,7 +146,7 @@ func (c *Capture) Programs() []Program {
 // pollInterval is how long the reader waits for data before it looks again:
 // the programs wake it only when a lot of data waits, so that a quiet
 // moment still reaches user space within this time.
-const pollInterval = 5 * time.Millisecond
+const pollInterval = 20 * time.Millisecond
 
 // Run reads the ring buffer and hands each record to fn as a segment, until
 // Close. tick is called about every interval, also when no record arrives.

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -25,6 +26,8 @@ func main() {
 	dur := flag.Duration("duration", 10*time.Second, "length of each wrk run")
 	conns := flag.Int("connections", 16, "wrk connections")
 	threads := flag.Int("threads", 1, "wrk threads")
+	flag.IntVar(&rounds, "rounds", 3, "rounds of without/with runs (medians are reported)")
+	flag.Int64Var(&storeBytes, "store-bytes", 256<<20, "the agent's --store-bytes")
 	flag.BoolVar(&pin, "pin", false, "run nginx and wrk on CPU 0 and the agent on CPU 1 (otherwise all share every CPU)")
 	flag.StringVar(&profile, "cpuprofile", "", "write a CPU profile of the agent during the loaded run to this file")
 	flag.Parse()
@@ -35,8 +38,10 @@ func main() {
 }
 
 var (
-	profile string
-	pin     bool
+	profile    string
+	pin        bool
+	storeBytes int64
+	rounds     int
 )
 
 // pinned prefixes a command with taskset when -pin is set.
@@ -131,18 +136,58 @@ http {
 		return r, nil
 	}
 
-	// Warm-up, then the baseline.
+	// Warm-up, then rounds that alternate without and with the agent: the
+	// machine's speed drifts, so each pair is compared and medians reported.
 	if _, err := wrk(); err != nil {
 		return err
 	}
-	base, err := wrk()
-	if err != nil {
-		return err
+	var bases, withs []wrkResult
+	var last agentRun
+	for r := 0; r < rounds; r++ {
+		base, err := wrk()
+		if err != nil {
+			return err
+		}
+		run, err := withAgent(bin, cg, dur, wrk)
+		if err != nil {
+			return err
+		}
+		bases, withs, last = append(bases, base), append(withs, run.wrk), run
+		fmt.Fprintf(os.Stderr, "round %d: without %.0f req/s, with %.0f req/s (%.3f)\n", r+1, base.rps, run.wrk.rps, run.wrk.rps/base.rps)
 	}
+	placement := "nginx, wrk and the agent share both CPUs"
+	if pin {
+		placement = "nginx and wrk on CPU 0, the agent on CPU 1"
+	}
+	base, with := median(bases), median(withs)
+	fmt.Printf("wrk -t%d -c%d -d%s %s (1 KiB responses, nginx 1 worker; %s); %d rounds, medians\n", threads, conns, dur, url, placement, rounds)
+	fmt.Printf("| run | req/s (median) | rounds |\n|---|---|---|\n")
+	fmt.Printf("| without agent | %.0f | %s |\n| with agent | %.0f | %s |\n", base.rps, list(bases), with.rps, list(withs))
+	fmt.Printf("\nratio with/without (medians): %.3f\n", with.rps/base.rps)
+	fmt.Printf("last round: agent CPU %.2f s for %d requests = %.3f CPU-s per 10k requests (%.2f s in the kernel)\n", last.cpuSec, last.wrk.requests, last.cpuSec/float64(last.wrk.requests)*10000, last.sysSec)
+	fmt.Printf("last round: agent page faults %d (%.1f per request)\n", last.faults, float64(last.faults)/float64(last.wrk.requests))
+	fmt.Printf("last round: entries with a response %d of %d completed requests; lost: %d\n", last.answered, last.wrk.requests, last.lost)
+	fmt.Printf("last round: kernel drops: ringbuf_full %d, truncated %d; tcp gaps %d\n", last.ringFull, last.truncated, last.gaps)
+	fmt.Printf("last round: agent RSS %.1f MiB, store %.1f MiB, RSS beyond the store %.1f MiB\n", mib(last.rss), mib(last.store), mib(last.rss-int64(last.store)))
+	return nil
+}
 
-	apiPort := freePort()
-	api := fmt.Sprintf("127.0.0.1:%d", apiPort)
-	args := []string{"agent", "--listen", api, "--cgroup-root", cg, "--node-name", "bench", "--log-level", "warn"}
+// agentRun is what one loaded run with the agent measured.
+type agentRun struct {
+	wrk                       wrkResult
+	cpuSec, sysSec            float64
+	faults                    int64
+	answered, lost            int64
+	ringFull, truncated, gaps uint64
+	rss                       int64
+	store                     uint64
+}
+
+// withAgent starts an agent on the cgroup, runs wrk and measures the agent.
+func withAgent(bin, cg string, dur time.Duration, wrk func() (wrkResult, error)) (agentRun, error) {
+	var out agentRun
+	api := fmt.Sprintf("127.0.0.1:%d", freePort())
+	args := []string{"agent", "--listen", api, "--cgroup-root", cg, "--node-name", "bench", "--log-level", "warn", "--store-bytes", strconv.FormatInt(storeBytes, 10)}
 	pprofAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
 	if profile != "" {
 		args = append(args, "--pprof-addr", pprofAddr)
@@ -151,14 +196,12 @@ http {
 	agent := exec.Command(an, aa...)
 	agent.Stderr = os.Stderr
 	if err := agent.Start(); err != nil {
-		return err
+		return out, err
 	}
 	defer func() { agent.Process.Signal(syscall.SIGTERM); agent.Wait() }()
 	waitListen(api)
 	before := status(bin, api)
-	cpu0 := cpuTicks(agent.Process.Pid)
-	sys0 := sysTicks(agent.Process.Pid)
-	flt0 := minorFaults(agent.Process.Pid)
+	cpu0, sys0, flt0 := cpuTicks(agent.Process.Pid), sysTicks(agent.Process.Pid), minorFaults(agent.Process.Pid)
 	profDone := make(chan error, 1)
 	if profile != "" {
 		go func() {
@@ -166,44 +209,45 @@ http {
 			profDone <- exec.Command("curl", "-sS", "-o", profile, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", pprofAddr, secs)).Run()
 		}()
 	}
-	with, err := wrk()
+	w, err := wrk()
 	if err != nil {
-		return err
+		return out, err
 	}
 	if profile != "" {
 		if err := <-profDone; err != nil {
-			return fmt.Errorf("fetching profile: %w", err)
+			return out, fmt.Errorf("fetching profile: %w", err)
 		}
 	}
 	// Let the pipeline drain what is still in the ring buffer.
 	time.Sleep(2 * time.Second)
-	cpu1 := cpuTicks(agent.Process.Pid)
-	sys1 := sysTicks(agent.Process.Pid)
-	flt1 := minorFaults(agent.Process.Pid)
+	cpu1, sys1, flt1 := cpuTicks(agent.Process.Pid), sysTicks(agent.Process.Pid), minorFaults(agent.Process.Pid)
 	after := status(bin, api)
-	rss := rssBytes(agent.Process.Pid)
+	out.wrk = w
+	out.rss = rssBytes(agent.Process.Pid)
+	out.store = after["store_bytes"]
+	out.answered = int64(after["http1_entries"]-before["http1_entries"]) - int64(after["http1_unanswered"]-before["http1_unanswered"])
+	out.lost = max(0, w.requests-out.answered)
+	out.cpuSec = float64(cpu1-cpu0) / 100 // USER_HZ
+	out.sysSec = float64(sys1-sys0) / 100
+	out.faults = flt1 - flt0
+	out.ringFull = after["bpf_ringbuf_full"] - before["bpf_ringbuf_full"]
+	out.truncated = after["bpf_truncated_packets"] - before["bpf_truncated_packets"]
+	out.gaps = after["tcp_gaps"] - before["tcp_gaps"]
+	return out, nil
+}
 
-	answered := int64(after["http1_entries"]-before["http1_entries"]) - int64(after["http1_unanswered"]-before["http1_unanswered"])
-	lost := with.requests - answered
-	if lost < 0 {
-		lost = 0
+func median(rs []wrkResult) wrkResult {
+	s := append([]wrkResult(nil), rs...)
+	sort.Slice(s, func(i, j int) bool { return s[i].rps < s[j].rps })
+	return s[len(s)/2]
+}
+
+func list(rs []wrkResult) string {
+	var parts []string
+	for _, r := range rs {
+		parts = append(parts, fmt.Sprintf("%.0f", r.rps))
 	}
-	cpuSec := float64(cpu1-cpu0) / 100 // USER_HZ
-	placement := "nginx, wrk and the agent share both CPUs"
-	if pin {
-		placement = "nginx and wrk on CPU 0, the agent on CPU 1"
-	}
-	fmt.Printf("wrk -t%d -c%d -d%s %s (1 KiB responses, nginx 1 worker; %s)\n", threads, conns, dur, url, placement)
-	fmt.Printf("| run | requests | req/s |\n|---|---|---|\n")
-	fmt.Printf("| without agent | %d | %.0f |\n| with agent | %d | %.0f |\n", base.requests, base.rps, with.requests, with.rps)
-	fmt.Printf("\nratio with/without: %.3f\n", with.rps/base.rps)
-	fmt.Printf("agent CPU: %.2f s for %d requests = %.3f CPU-s per 10k requests\n", cpuSec, with.requests, cpuSec/float64(with.requests)*10000)
-	fmt.Printf("agent CPU in the kernel (system time): %.2f s\n", float64(sys1-sys0)/100)
-	fmt.Printf("agent page faults: %d (%.1f per request)\n", flt1-flt0, float64(flt1-flt0)/float64(with.requests))
-	fmt.Printf("entries with a response: %d of %d completed requests; lost: %d\n", answered, with.requests, lost)
-	fmt.Printf("kernel drops: ringbuf_full %d, truncated %d; tcp gaps %d\n", after["bpf_ringbuf_full"]-before["bpf_ringbuf_full"], after["bpf_truncated_packets"]-before["bpf_truncated_packets"], after["tcp_gaps"]-before["tcp_gaps"])
-	fmt.Printf("agent RSS %.1f MiB, store %.1f MiB, RSS beyond the store %.1f MiB\n", mib(rss), mib(after["store_bytes"]), mib(rss-int64(after["store_bytes"])))
-	return nil
+	return strings.Join(parts, ", ")
 }
 
 func mib(n any) float64 {
