@@ -29,7 +29,7 @@ func main() {
 	flag.IntVar(&rounds, "rounds", 3, "rounds of without/with runs (medians are reported)")
 	flag.Int64Var(&storeBytes, "store-bytes", 256<<20, "the agent's --store-bytes")
 	flag.BoolVar(&pin, "pin", false, "run nginx and wrk on CPU 0 and the agent on CPU 1 (otherwise all share every CPU)")
-	flag.StringVar(&profile, "cpuprofile", "", "write a CPU profile of the agent during the loaded run to this file")
+	flag.StringVar(&profile, "cpuprofile", "", "write a CPU profile of the agent during the loaded run to this file (and its allocations to FILE.allocs)")
 	flag.Parse()
 	if err := run(*bin, *dur, *conns, *threads); err != nil {
 		fmt.Fprintln(os.Stderr, "loadrun:", err)
@@ -216,6 +216,9 @@ func withAgent(bin, cg string, dur time.Duration, wrk func() (wrkResult, error))
 	if profile != "" {
 		if err := <-profDone; err != nil {
 			return out, fmt.Errorf("fetching profile: %w", err)
+		}
+		if err := exec.Command("curl", "-sS", "-o", profile+".allocs", fmt.Sprintf("http://%s/debug/pprof/allocs", pprofAddr)).Run(); err != nil {
+			return out, fmt.Errorf("fetching allocation profile: %w", err)
 		}
 	}
 	// Let the pipeline drain what is still in the ring buffer.
