@@ -22,7 +22,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/podwire/podwire/agent/capture"
+	"github.com/podwire/podwire/agent/cgroup"
 	"github.com/podwire/podwire/agent/daemon"
 	podwirev1 "github.com/podwire/podwire/proto/podwire/v1"
 )
@@ -54,7 +54,7 @@ type Cgroup struct {
 func NewCgroup(t testing.TB, parent, name string) *Cgroup {
 	t.Helper()
 	if parent == "" {
-		root, err := capture.CgroupRoot()
+		root, err := cgroup.Root()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -75,30 +75,7 @@ func NewCgroup(t testing.TB, parent, name string) *Cgroup {
 
 func (c *Cgroup) remove() {
 	c.fd.Close()
-	// Children first, then kill what is left and remove.
-	entries, _ := os.ReadDir(c.Path)
-	for _, e := range entries {
-		if e.IsDir() {
-			(&Cgroup{Path: filepath.Join(c.Path, e.Name()), fd: nil}).removeNoFD()
-		}
-	}
-	c.removeNoFD()
-}
-
-func (c *Cgroup) removeNoFD() {
-	entries, _ := os.ReadDir(c.Path)
-	for _, e := range entries {
-		if e.IsDir() {
-			(&Cgroup{Path: filepath.Join(c.Path, e.Name())}).removeNoFD()
-		}
-	}
-	for i := 0; i < 50; i++ {
-		_ = os.WriteFile(filepath.Join(c.Path, "cgroup.kill"), []byte("1"), 0)
-		if err := os.Remove(c.Path); err == nil || os.IsNotExist(err) {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	cgroup.Remove(c.Path)
 }
 
 // Command is exec.Command with the child placed in the cgroup from its start.

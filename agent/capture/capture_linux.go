@@ -1,11 +1,9 @@
 package capture
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"syscall"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
 
+	"github.com/podwire/podwire/agent/cgroup"
 	"github.com/podwire/podwire/agent/tcp"
 )
 
@@ -58,13 +57,13 @@ func Open(cfg Config) (*Capture, error) {
 			return nil, ErrPermission
 		}
 	}
-	cgroup := cfg.CgroupPath
-	if cgroup == "" {
-		root, err := CgroupRoot()
+	scope := cfg.CgroupPath
+	if scope == "" {
+		root, err := cgroup.Root()
 		if err != nil {
 			return nil, err
 		}
-		cgroup = root
+		scope = root
 	}
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("removing memlock limit: %w", err)
@@ -78,7 +77,7 @@ func Open(cfg Config) (*Capture, error) {
 	if err := spec.Variables["podwire_max_chunks"].Set(uint32(chunks)); err != nil {
 		return nil, fmt.Errorf("setting chunk limit: %w", err)
 	}
-	c := &Capture{cfg: cfg, cgroup: cgroup, limit: chunks * chunkSize, boot: bootTime()}
+	c := &Capture{cfg: cfg, cgroup: scope, limit: chunks * chunkSize, boot: bootTime()}
 	if err := spec.LoadAndAssign(&c.objs, nil); err != nil {
 		if errors.Is(err, syscall.EPERM) {
 			return nil, fmt.Errorf("%w: %v", ErrPermission, err)
@@ -109,10 +108,10 @@ func Open(cfg Config) (*Capture, error) {
 		{c.objs.PodwireIngress, ebpf.AttachCGroupInetIngress},
 		{c.objs.PodwireEgress, ebpf.AttachCGroupInetEgress},
 	} {
-		l, err := link.AttachCgroup(link.CgroupOptions{Path: cgroup, Attach: a.typ, Program: a.prog})
+		l, err := link.AttachCgroup(link.CgroupOptions{Path: scope, Attach: a.typ, Program: a.prog})
 		if err != nil {
 			c.Close()
-			return nil, fmt.Errorf("attaching cgroup_skb to %s: %w", cgroup, err)
+			return nil, fmt.Errorf("attaching cgroup_skb to %s: %w", scope, err)
 		}
 		c.links = append(c.links, l)
 	}
@@ -218,41 +217,4 @@ func (c *Capture) Close() error {
 	c.links = nil
 	errs = append(errs, c.objs.Close())
 	return errors.Join(errs...)
-}
-
-// CgroupRoot finds the cgroup v2 mount point in /proc/mounts, preferring
-// /sys/fs/cgroup, then /sys/fs/cgroup/unified; with none it mounts one at
-// /run/podwire/cgroup2.
-func CgroupRoot() (string, error) {
-	f, err := os.Open("/proc/mounts")
-	if err != nil {
-		return "", fmt.Errorf("reading mounts: %w", err)
-	}
-	defer f.Close()
-	var found []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) >= 3 && fields[2] == "cgroup2" {
-			found = append(found, fields[1])
-		}
-	}
-	for _, want := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
-		for _, m := range found {
-			if m == want {
-				return m, nil
-			}
-		}
-	}
-	if len(found) > 0 {
-		return found[0], nil
-	}
-	dir := "/run/podwire/cgroup2"
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("creating cgroup2 mount point: %w", err)
-	}
-	if err := unix.Mount("cgroup2", dir, "cgroup2", 0, ""); err != nil {
-		return "", fmt.Errorf("mounting cgroup2 at %s: %w", dir, err)
-	}
-	return dir, nil
 }

@@ -10,9 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
-	"time"
 
-	"github.com/podwire/podwire/agent/capture"
+	"github.com/podwire/podwire/agent/cgroup"
 	"github.com/podwire/podwire/agent/daemon"
 	"github.com/podwire/podwire/internal/demo"
 )
@@ -29,7 +28,7 @@ func (c *cli) demo(ctx context.Context, args []string) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("podwire demo loads eBPF programs: run it as root (sudo)")
 	}
-	root, err := capture.CgroupRoot()
+	root, err := cgroup.Root()
 	if err != nil {
 		return err
 	}
@@ -37,7 +36,7 @@ func (c *cli) demo(ctx context.Context, args []string) error {
 	if err := os.Mkdir(cg, 0o755); err != nil {
 		return fmt.Errorf("creating the demo's cgroup: %w", err)
 	}
-	defer removeCgroup(cg)
+	defer cgroup.Remove(cg)
 	cgfd, err := os.Open(cg)
 	if err != nil {
 		return err
@@ -96,15 +95,4 @@ func (c *cli) demoService(ctx context.Context, args []string) error {
 		return usageError("demo-service NAME")
 	}
 	return demo.Run(ctx, args[0])
-}
-
-// removeCgroup kills what is left in the demo's cgroup and removes it.
-func removeCgroup(path string) {
-	for i := 0; i < 50; i++ {
-		_ = os.WriteFile(filepath.Join(path, "cgroup.kill"), []byte("1"), 0)
-		if err := os.Remove(path); err == nil || os.IsNotExist(err) {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/podwire/podwire/agent/cgroup"
 )
 
 func main() {
@@ -66,12 +68,15 @@ func run(bin string, dur time.Duration, conns, threads int) error {
 	if os.Geteuid() != 0 {
 		return errors.New("needs root (eBPF)")
 	}
-	root := cgroupRoot()
+	root, err := cgroup.Root()
+	if err != nil {
+		return err
+	}
 	cg := filepath.Join(root, "podwire-bench-"+strconv.Itoa(os.Getpid()))
 	if err := os.Mkdir(cg, 0o755); err != nil {
 		return err
 	}
-	defer removeCgroup(cg)
+	defer cgroup.Remove(cg)
 	cgfd, err := os.Open(cg)
 	if err != nil {
 		return err
@@ -285,30 +290,19 @@ func status(bin, api string) map[string]uint64 {
 	return m
 }
 
-func cpuTicks(pid int) int64 {
+// procStat returns fields of /proc/PID/stat after the command name, 0-based
+// from the state field: 7 minflt, 11 utime, 12 stime (clock ticks).
+func procStat(pid int, field int) int64 {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	s := string(b)
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	k, _ := strconv.ParseInt(f[12], 10, 64)
-	return u + k
-}
-
-func sysTicks(pid int) int64 {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	n, _ := strconv.ParseInt(f[12], 10, 64)
+	n, _ := strconv.ParseInt(f[field], 10, 64)
 	return n
 }
 
-func minorFaults(pid int) int64 {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	n, _ := strconv.ParseInt(f[7], 10, 64)
-	return n
-}
+func cpuTicks(pid int) int64    { return procStat(pid, 11) + procStat(pid, 12) }
+func sysTicks(pid int) int64    { return procStat(pid, 12) }
+func minorFaults(pid int) int64 { return procStat(pid, 7) }
 
 func rssBytes(pid int) int64 {
 	f, _ := os.Open(fmt.Sprintf("/proc/%d/status", pid))
@@ -339,26 +333,5 @@ func waitListen(addr string) {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func cgroupRoot() string {
-	b, _ := os.ReadFile("/proc/mounts")
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		if len(f) >= 3 && f[2] == "cgroup2" {
-			return f[1]
-		}
-	}
-	return "/sys/fs/cgroup"
-}
-
-func removeCgroup(path string) {
-	for i := 0; i < 50; i++ {
-		_ = os.WriteFile(filepath.Join(path, "cgroup.kill"), []byte("1"), 0)
-		if err := os.Remove(path); err == nil || os.IsNotExist(err) {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -223,6 +223,15 @@ func (c *conn) Data(dir tcp.Dir, b []byte, t time.Time) {
 	c.feed(&c.h[dir], dir, b, t)
 }
 
+// consume adds up to h.remain bytes of b to the body being read and returns
+// the rest of b, and whether the body (or chunk) is complete.
+func (c *conn) consume(h *half, b []byte) ([]byte, bool) {
+	n := min(int64(len(b)), h.remain)
+	c.addBody(h, b[:n])
+	h.remain -= n
+	return b[n:], h.remain == 0
+}
+
 func (c *conn) feed(h *half, dir tcp.Dir, b []byte, t time.Time) {
 	h.last = t
 	for len(b) > 0 && !c.dead {
@@ -232,25 +241,15 @@ func (c *conn) feed(h *half, dir tcp.Dir, b []byte, t time.Time) {
 		case stHeader:
 			b = c.header(h, dir, b, t)
 		case stBody:
-			n := int64(len(b))
-			if n > h.remain {
-				n = h.remain
-			}
-			c.addBody(h, b[:n])
-			b = b[n:]
-			if h.remain -= n; h.remain == 0 {
+			var done bool
+			if b, done = c.consume(h, b); done {
 				c.finish(h, false)
 			}
 		case stChunkSize:
 			b = c.chunkSize(h, dir, b, t)
 		case stChunkData:
-			n := int64(len(b))
-			if n > h.remain {
-				n = h.remain
-			}
-			c.addBody(h, b[:n])
-			b = b[n:]
-			if h.remain -= n; h.remain == 0 {
+			var done bool
+			if b, done = c.consume(h, b); done {
 				h.st = stChunkEnd
 			}
 		case stChunkEnd:
