@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/podwire/podwire/agent/cgroup"
@@ -31,6 +33,16 @@ func (c *cli) demo(ctx context.Context, args []string) error {
 	root, err := cgroup.Root()
 	if err != nil {
 		return err
+	}
+	removeStaleDemos(root)
+	for _, name := range demo.Services {
+		if addr := demo.Addr(name); addr != "" && name != "loadgen" {
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return fmt.Errorf("demo service %s needs %s: %w (is another podwire demo running?)", name, addr, err)
+			}
+			ln.Close()
+		}
 	}
 	cg := filepath.Join(root, "podwire-demo-"+strconv.Itoa(os.Getpid()))
 	if err := os.Mkdir(cg, 0o755); err != nil {
@@ -65,18 +77,28 @@ func (c *cli) demo(ctx context.Context, args []string) error {
 		for _, p := range procs {
 			p.Process.Signal(syscall.SIGTERM)
 		}
-		for _, p := range procs {
-			p.Wait()
-		}
 	}()
 	for _, name := range demo.Services {
 		cmd := exec.Command(self, "demo-service", name)
 		cmd.Stdout, cmd.Stderr = c.stderr, c.stderr
-		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cgfd.Fd())}
+		// The services die with the demo, however it ends.
+		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cgfd.Fd()), Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
 			return fmt.Errorf("starting demo service %s: %w", name, err)
 		}
 		procs = append(procs, cmd)
+	}
+	// A service that exits ends the demo: there would be nothing to see.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for i, p := range procs {
+		go func() {
+			state, _ := p.Process.Wait()
+			if ctx.Err() == nil {
+				fmt.Fprintf(c.stderr, "podwire demo: service %s exited (%v)\n", demo.Services[i], state)
+				cancel()
+			}
+		}()
 	}
 	fmt.Fprintf(c.stderr, "podwire demo: agent on %s capturing cgroup %s; services %v; Ctrl-C to stop\n", d.Addr(), cg, demo.Services)
 	tapArgs := []string{"--agent", d.Addr()}
@@ -87,6 +109,19 @@ func (c *cli) demo(ctx context.Context, args []string) error {
 		tapArgs = append(tapArgs, *filter)
 	}
 	return c.tap(ctx, tapArgs)
+}
+
+// removeStaleDemos removes the cgroups (and processes) of demos whose
+// podwire process is gone.
+func removeStaleDemos(root string) {
+	dirs, _ := filepath.Glob(filepath.Join(root, "podwire-demo-*"))
+	for _, dir := range dirs {
+		pid, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(dir), "podwire-demo-"))
+		if err != nil || syscall.Kill(pid, 0) == nil {
+			continue
+		}
+		cgroup.Remove(dir)
+	}
 }
 
 // demoService runs one demo service (hidden command used by demo).
