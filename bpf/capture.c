@@ -206,21 +206,6 @@ static __always_inline void capture(struct __sk_buff *skb, __u8 dir)
 		return;
 	}
 
-	struct podwire_flow flow = {};
-	__builtin_memcpy(flow.saddr, t.h.saddr, 16);
-	__builtin_memcpy(flow.daddr, t.h.daddr, 16);
-	flow.sport = t.h.sport;
-	flow.dport = t.h.dport;
-	if (dir == PODWIRE_DIR_EGRESS) {
-		if (!bpf_map_lookup_elem(&podwire_local_flows, &flow)) {
-			__u8 one = 1;
-			bpf_map_update_elem(&podwire_local_flows, &flow, &one, BPF_ANY);
-		}
-	} else if (bpf_map_lookup_elem(&podwire_local_flows, &flow)) {
-		count(c, PODWIRE_C_LOCAL_DUP, 1);
-		return;
-	}
-
 	__u32 total = 0;
 	if (skb->len > t.payload_off)
 		total = skb->len - t.payload_off;
@@ -231,6 +216,27 @@ static __always_inline void capture(struct __sk_buff *skb, __u8 dir)
 	/* SYN, FIN, RST matter to reassembly even without payload. */
 	if (total == 0 && !(t.h.tcp_flags & 0x07)) {
 		count(c, PODWIRE_C_PURE_ACK, 1);
+		return;
+	}
+
+	struct podwire_flow flow = {};
+	__builtin_memcpy(flow.saddr, t.h.saddr, 16);
+	__builtin_memcpy(flow.daddr, t.h.daddr, 16);
+	flow.sport = t.h.sport;
+	flow.dport = t.h.dport;
+	if (dir == PODWIRE_DIR_EGRESS) {
+		if (t.h.tcp_flags & 0x05) {
+			/* FIN or RST: the flow ends, and a later connection on the
+			 * same addresses may come from a socket out of scope. The
+			 * receiver's copy of this last packet goes up too; user
+			 * space trims the repeat. */
+			bpf_map_delete_elem(&podwire_local_flows, &flow);
+		} else if (!bpf_map_lookup_elem(&podwire_local_flows, &flow)) {
+			__u8 one = 1;
+			bpf_map_update_elem(&podwire_local_flows, &flow, &one, BPF_ANY);
+		}
+	} else if (bpf_map_lookup_elem(&podwire_local_flows, &flow)) {
+		count(c, PODWIRE_C_LOCAL_DUP, 1);
 		return;
 	}
 
