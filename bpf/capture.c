@@ -101,7 +101,7 @@ struct tuple {
 		if (!r) {                                                                  \
 			count(c, PODWIRE_C_RB_FULL, 1);                                       \
 			count(c, PODWIRE_C_RB_FULL_BYTES, n);                                 \
-			return -1;                                                         \
+			return -2;                                                         \
 		}                                                                          \
 		__builtin_memcpy(&r->h, h, sizeof(*h));                                    \
 		if (bpf_skb_load_bytes(skb, off, r->data, len) < 0) {                      \
@@ -281,8 +281,12 @@ static __always_inline void capture(struct __sk_buff *skb, __u8 dir)
 			err = emit_8192(skb, &t.h, o, n, c);
 		else
 			err = emit_16384(skb, &t.h, o, n, c);
-		if (err < 0)
+		if (err < 0) {
+			/* The rest of the packet is lost with this chunk: count it. */
+			if (err == -2 && off + n < total)
+				count(c, PODWIRE_C_RB_FULL_BYTES, total - off - n);
 			return;
+		}
 	}
 	__u32 copied = podwire_max_chunks * PODWIRE_CLASS_XL;
 	if (total > copied) {

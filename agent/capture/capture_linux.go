@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -27,8 +29,11 @@ type Capture struct {
 	cgroup  string
 	limit   int
 	boot    time.Time
-	records uint64
-	short   uint64
+	records atomic.Uint64
+	short   atomic.Uint64
+
+	mu     sync.Mutex // guards closed against Counters during Close
+	closed bool
 }
 
 // ErrPermission is returned by Open when the process may not load eBPF
@@ -160,14 +165,14 @@ func (c *Capture) Run(fn func(*tcp.Segment), tick func(time.Time), interval time
 	for {
 		err := c.rd.ReadInto(&rec)
 		if err == nil {
-			c.records++
+			n := c.records.Add(1)
 			if decodeRecord(rec.RawSample, c.boot, c.limit, &seg) {
 				fn(&seg)
 			} else {
-				c.short++
+				c.short.Add(1)
 			}
 			// Look at the clock only now and then while records flow.
-			if c.records%256 != 0 {
+			if n%256 != 0 {
 				continue
 			}
 		} else if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -191,7 +196,12 @@ func (c *Capture) Run(fn func(*tcp.Segment), tick func(time.Time), interval time
 
 // Counters sums the per-CPU counters of the programs, plus the reader's own.
 func (c *Capture) Counters() map[string]uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	out := make(map[string]uint64, len(counterNames)+2)
+	if c.closed {
+		return out
+	}
 	var per []capturePodwireCounterSet
 	if err := c.objs.PodwireCounters.Lookup(uint32(0), &per); err == nil {
 		for _, cpu := range per {
@@ -202,11 +212,16 @@ func (c *Capture) Counters() map[string]uint64 {
 	}
 	out["ringbuf_pending_bytes"] = uint64(c.rd.AvailableBytes())
 	out["ringbuf_size_bytes"] = uint64(c.rd.BufferSize())
+	out["ringbuf_records"] = c.records.Load()
+	out["ringbuf_short_records"] = c.short.Load()
 	return out
 }
 
 // Close detaches the programs and frees the maps; Run returns.
 func (c *Capture) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
 	var errs []error
 	if c.rd != nil {
 		errs = append(errs, c.rd.Close())

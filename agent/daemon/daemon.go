@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -53,13 +54,17 @@ var ErrUsage = errors.New("bad option")
 
 // Daemon is a running agent. Stop must be called to detach the programs.
 type Daemon struct {
-	log  *slog.Logger
-	p    *pipeline.Pipeline
-	st   *store.Store
-	srv  *server.Server
-	gs   *grpc.Server
-	ln   net.Listener
-	done chan error
+	log *slog.Logger
+	p   *pipeline.Pipeline
+	st  *store.Store
+	srv *server.Server
+	gs  *grpc.Server
+	ln  net.Listener
+
+	stopped  chan struct{} // closed when the pipeline's Run returns
+	runErr   error         // what Run returned; read after stopped
+	stopOnce sync.Once
+	stopErr  error
 }
 
 // Start attaches capture and serves the API.
@@ -116,6 +121,7 @@ func Start(o Options) (*Daemon, error) {
 	}
 	started := time.Now()
 	kernel := kernelRelease()
+	var d *Daemon // the Status func below reads the capture state from it
 	srv := server.New(st, server.Config{
 		Node:    o.NodeName,
 		Version: o.Version,
@@ -129,7 +135,7 @@ func Start(o Options) (*Daemon, error) {
 				Started:    timestamppb.New(started),
 				Uptime:     durationpb.New(time.Since(started)),
 				CgroupRoot: p.Capture().Cgroup(),
-				Capture:    "running",
+				Capture:    captureState(d),
 			}
 			for _, pr := range p.Capture().Programs() {
 				resp.Programs = append(resp.Programs, &podwirev1.Program{Name: pr.Name, Type: pr.Type, Attach: pr.Attach})
@@ -139,8 +145,14 @@ func Start(o Options) (*Daemon, error) {
 	})
 	gs := grpc.NewServer(server.ServerOptions(o.Token, o.TLS)...)
 	srv.Register(gs)
-	d := &Daemon{log: log, p: p, st: st, srv: srv, gs: gs, ln: ln, done: make(chan error, 1)}
-	go func() { d.done <- p.Run() }()
+	d = &Daemon{log: log, p: p, st: st, srv: srv, gs: gs, ln: ln, stopped: make(chan struct{})}
+	go func() {
+		d.runErr = p.Run()
+		if d.runErr != nil {
+			log.Error("capture stopped", "err", d.runErr)
+		}
+		close(d.stopped)
+	}()
 	go func() {
 		if err := gs.Serve(ln); err != nil {
 			log.Error("serving API", "err", err)
@@ -159,22 +171,56 @@ func (d *Daemon) Store() *store.Store { return d.st }
 // Counters are the pipeline's counters.
 func (d *Daemon) Counters() map[string]uint64 { return d.p.Counters() }
 
-// Stop detaches capture, waits for the pipeline to flush and stops the API.
-func (d *Daemon) Stop() error {
-	err := d.p.Close()
-	if rerr := <-d.done; rerr != nil && err == nil {
-		err = rerr
-	}
-	// Watch streams end with "shutting down"; anything else gets a moment.
-	d.srv.Close()
-	stopped := make(chan struct{})
-	go func() { d.gs.GracefulStop(); close(stopped) }()
+// Done is closed when capture stops, by Stop or because reading failed;
+// Err then says why.
+func (d *Daemon) Done() <-chan struct{} { return d.stopped }
+
+// Err is the error capture stopped with, once Done is closed.
+func (d *Daemon) Err() error {
 	select {
-	case <-stopped:
-	case <-time.After(2 * time.Second):
-		d.gs.Stop()
+	case <-d.stopped:
+		return d.runErr
+	default:
+		return nil
 	}
-	return err
+}
+
+// Stop ends the API first (live watches are told the agent is shutting
+// down), then detaches capture and waits for the pipeline to flush. It may
+// be called more than once.
+func (d *Daemon) Stop() error {
+	d.stopOnce.Do(func() {
+		d.srv.Close()
+		stopped := make(chan struct{})
+		go func() { d.gs.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(2 * time.Second):
+			d.gs.Stop()
+		}
+		err := d.p.Close()
+		<-d.stopped
+		if d.runErr != nil && err == nil {
+			err = d.runErr
+		}
+		d.stopErr = err
+	})
+	return d.stopErr
+}
+
+func captureState(d *Daemon) string {
+	if d == nil {
+		return "starting"
+	}
+	select {
+	case <-d.stopped:
+		if d.runErr != nil {
+			return "stopped: " + d.runErr.Error()
+		}
+		return "stopped"
+	default:
+		return "running"
+	}
 }
 
 func kernelRelease() string {

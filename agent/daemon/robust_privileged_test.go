@@ -2,6 +2,7 @@ package daemon_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/podwire/podwire/agent/agenttest"
 	"github.com/podwire/podwire/agent/daemon"
+	podwirev1 "github.com/podwire/podwire/proto/podwire/v1"
 )
 
 func TestVethExchangeIsOneEntry(t *testing.T) {
@@ -176,5 +178,74 @@ func TestKilledClientAndGarbageCostOnlyTheirConnection(t *testing.T) {
 	lost := st.Counters["http1_malformed"] + st.Counters["http1_unanswered"] + st.Counters["conns_undetected"] + st.Counters["http1_incomplete"]
 	if lost == 0 {
 		t.Errorf("no counter shows the killed client or the garbage: %v", st.Counters)
+	}
+}
+
+// TestStopWhileClientsPoll stops an agent while a client keeps asking for
+// its status and watching: Stop returns, the calls fail cleanly, and a second
+// Stop is harmless.
+func TestStopWhileClientsPoll(t *testing.T) {
+	agenttest.RequireRoot(t)
+	cg := agenttest.NewCgroup(t, "", agenttest.RandomName("podwire-test-"))
+	a := agenttest.StartAgent(t, daemon.Options{CgroupRoot: cg.Path})
+	watch, err := a.Client.Watch(context.Background(), &podwirev1.WatchRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	watchEnded := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := watch.Recv(); err != nil {
+				watchEnded <- err
+				return
+			}
+		}
+	}()
+	stop := make(chan struct{})
+	polled := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				polled <- n
+				return
+			default:
+			}
+			if _, err := a.Client.Status(context.Background(), &podwirev1.StatusRequest{}); err == nil {
+				n++
+			}
+		}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	done := make(chan error, 1)
+	go func() { done <- a.Stop() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Stop did not return while a client polled")
+	}
+	close(stop)
+	if n := <-polled; n == 0 {
+		t.Errorf("no Status call succeeded before Stop")
+	}
+	select {
+	case err := <-watchEnded:
+		if !strings.Contains(err.Error(), "shutting down") {
+			t.Errorf("watch ended with %v, want a shutting-down status", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Errorf("watch did not end when the agent stopped")
+	}
+	if err := a.Stop(); err != nil {
+		t.Errorf("second Stop: %v", err)
+	}
+	select {
+	case <-a.Done():
+	default:
+		t.Errorf("Done not closed after Stop")
 	}
 }

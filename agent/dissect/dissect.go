@@ -3,6 +3,7 @@
 package dissect
 
 import (
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -12,8 +13,13 @@ import (
 )
 
 // sniffBytes is how many bytes of each direction detection may look at
-// before it gives up on a connection.
-const sniffBytes = 256
+// before it gives up on a connection: a request line with a long target can
+// span segments.
+const sniffBytes = 8<<10 + 64
+
+// sniffBudget bounds the bytes all connections still being sniffed may
+// hold; a connection that would go beyond it is given up (and counted).
+const sniffBudget = 32 << 20
 
 // Config holds the dissectors' settings.
 type Config struct {
@@ -24,6 +30,7 @@ type Config struct {
 type Stats struct {
 	Detected   atomic.Uint64 // connections handed to a dissector
 	Undetected atomic.Uint64 // connections of no known protocol
+	OverBudget atomic.Uint64 // connections given up because sniffing held too much
 	HTTP1      http1.Stats
 }
 
@@ -32,6 +39,7 @@ type Dissectors struct {
 	cfg   Config
 	emit  func(*entry.Entry)
 	stats *Stats
+	held  int64 // bytes held by sniffers; one goroutine feeds them all
 }
 
 // New returns the dissectors; emit receives every entry, on the goroutine
@@ -84,7 +92,9 @@ func (s *sniffer) Data(dir tcp.Dir, b []byte, t time.Time) {
 	}
 	if len(s.buf[dir]) == 0 {
 		s.ts[dir] = t
-		s.order = append(s.order, dir)
+		if !slices.Contains(s.order, dir) {
+			s.order = append(s.order, dir)
+		}
 	}
 	// Fast path: the first segment decides on its own.
 	if len(s.buf[dir]) == 0 && len(s.buf[1-dir]) == 0 {
@@ -102,6 +112,13 @@ func (s *sniffer) Data(dir tcp.Dir, b []byte, t time.Time) {
 	if room > len(b) {
 		room = len(b)
 	}
+	if s.d.held+int64(room) > sniffBudget {
+		s.d.stats.OverBudget.Add(1)
+		s.retries = 0
+		s.give()
+		return
+	}
+	s.d.held += int64(room)
 	s.buf[dir] = append(s.buf[dir], b[:room]...)
 	switch http1.Detect(s.buf[dir]) {
 	case http1.Yes:
@@ -134,21 +151,24 @@ func (s *sniffer) replay() {
 			s.next.Data(dir, s.buf[dir], s.ts[dir])
 		}
 	}
+	s.drop()
+}
+
+// drop lets go of everything buffered.
+func (s *sniffer) drop() {
+	s.d.held -= int64(len(s.buf[0]) + len(s.buf[1]))
 	s.buf = [2][]byte{}
 	s.order = nil
 }
 
 func (s *sniffer) give() {
+	s.drop()
 	if s.retries > 0 {
 		s.retries--
-		s.buf = [2][]byte{}
-		s.order = nil
 		return
 	}
 	s.d.stats.Undetected.Add(1)
 	s.failed = true
-	s.buf = [2][]byte{}
-	s.order = nil
 }
 
 func (s *sniffer) Gap(dir tcp.Dir, n int, t time.Time) {
@@ -159,6 +179,7 @@ func (s *sniffer) Gap(dir tcp.Dir, n int, t time.Time) {
 	// A gap before detection: what was buffered in that direction no
 	// longer leads to the next bytes; start over from them.
 	if len(s.buf[dir]) > 0 {
+		s.d.held -= int64(len(s.buf[dir]))
 		s.buf[dir] = s.buf[dir][:0]
 	}
 }
@@ -166,5 +187,7 @@ func (s *sniffer) Gap(dir tcp.Dir, n int, t time.Time) {
 func (s *sniffer) End(reason tcp.EndReason, t time.Time) {
 	if s.next != nil {
 		s.next.End(reason, t)
+		return
 	}
+	s.drop()
 }

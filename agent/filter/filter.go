@@ -273,6 +273,11 @@ func (f *Filter) Errors() uint64 { return f.errors.Load() }
 // MatchesAll reports whether the filter is empty and so matches everything.
 func (f *Filter) MatchesAll() bool { return f == nil || f.prg == nil }
 
+// Costly reports whether the filter's worst case is over the static cost
+// limit, so that it is counted (and cut) as it runs: too slow for places
+// where it would run on every captured entry.
+func (f *Filter) Costly() bool { return f != nil && f.tracked }
+
 // Match reports whether e passes the filter. A nil *Filter matches
 // everything. e must not change during the call.
 func (f *Filter) Match(e *entry.Entry) bool {

@@ -128,6 +128,7 @@ func (p *Pipeline) Counters() map[string]uint64 {
 	ds := p.dis.Stats()
 	out["conns_detected"] = ds.Detected.Load()
 	out["conns_undetected"] = ds.Undetected.Load()
+	out["conns_sniff_over_budget"] = ds.OverBudget.Load()
 	for k, v := range ds.HTTP1.Snapshot() {
 		out["http1_"+k] = v
 	}

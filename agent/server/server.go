@@ -8,6 +8,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -29,7 +30,9 @@ import (
 // none gets more than MaxLimit.
 const (
 	DefaultLimit = 1000
-	MaxLimit     = 100000
+	// MaxWatchers is how many Watch streams one agent serves at once.
+	MaxWatchers = 64
+	MaxLimit    = 100000
 )
 
 var errShuttingDown = status.Error(codes.Unavailable, "agent is shutting down")
@@ -62,6 +65,7 @@ type Server struct {
 
 	closeOnce sync.Once
 	closed    chan struct{}
+	watchers  atomic.Int64
 }
 
 var _ podwirev1.AgentServer = (*Server)(nil)
@@ -98,6 +102,16 @@ func (s *Server) Watch(req *podwirev1.WatchRequest, stream grpc.ServerStreamingS
 	if err != nil {
 		return err
 	}
+	// A live filter runs on the capture path for every entry: one that
+	// needs its cost counted would slow capture for everyone.
+	if f.Costly() {
+		return status.Errorf(codes.InvalidArgument, "filter is too costly to run on every live entry (it may loop over headers or bodies); use it with Query instead")
+	}
+	if n := s.watchers.Add(1); n > MaxWatchers {
+		s.watchers.Add(-1)
+		return status.Errorf(codes.ResourceExhausted, "this agent already serves %d live watches", MaxWatchers)
+	}
+	defer s.watchers.Add(-1)
 	maxBody := int(req.GetMaxBodyBytes())
 	w := s.st.Watch(matcher(f))
 	defer w.Close()
@@ -130,10 +144,12 @@ func (s *Server) Watch(req *podwirev1.WatchRequest, stream grpc.ServerStreamingS
 				}
 				return errShuttingDown
 			}
+			pe := ToProto(e, maxBody)
+			w.Received(e)
 			if err := sendDropped(); err != nil {
 				return err
 			}
-			if err := stream.Send(&podwirev1.WatchResponse{Entry: ToProto(e, maxBody)}); err != nil {
+			if err := stream.Send(&podwirev1.WatchResponse{Entry: pe}); err != nil {
 				return err
 			}
 		}

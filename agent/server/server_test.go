@@ -453,3 +453,23 @@ func TestCloseEndsWatch(t *testing.T) {
 		t.Fatal("GracefulStop did not return after Close")
 	}
 }
+
+func TestWatchRefusesCostlyFilter(t *testing.T) {
+	st := newStore(64)
+	c := servertest.Client(t, servertest.Start(t, st, server.Config{}))
+	stream, err := c.Watch(ctxT(t), &podwirev1.WatchRequest{Filter: `request.headers.exists(k, request.body.contains(k))`})
+	if err == nil {
+		_, err = stream.Recv()
+	}
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "too costly") {
+		t.Fatalf("Watch with a costly filter: %v, want InvalidArgument saying it is too costly", err)
+	}
+	// The same filter is fine for a query.
+	q, err := c.Query(ctxT(t), &podwirev1.QueryRequest{Filter: `request.headers.exists(k, request.body.contains(k))`})
+	if err == nil {
+		_, err = q.Recv()
+	}
+	if err != nil && err != io.EOF {
+		t.Fatalf("Query with the same filter: %v", err)
+	}
+}

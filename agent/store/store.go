@@ -24,7 +24,10 @@ const (
 	DefaultNode        = "local"
 	DefaultMaxBytes    = 256 << 20
 	DefaultWatchBuffer = 1024
-	DefaultLimit       = 1000
+	// DefaultWatchBytes bounds the entries one watcher's reader has not
+	// yet taken, in bytes.
+	DefaultWatchBytes = 16 << 20
+	DefaultLimit      = 1000
 )
 
 const (
@@ -45,6 +48,10 @@ type Config struct {
 	// WatchBuffer is each watcher's channel capacity; DefaultWatchBuffer if
 	// <= 0.
 	WatchBuffer int
+	// WatchBytes bounds the size of the entries waiting for one watcher's
+	// reader (beyond it they are dropped and counted); DefaultWatchBytes if
+	// <= 0.
+	WatchBytes int64
 }
 
 // Query selects entries for Store.Query.
@@ -107,6 +114,7 @@ type Store struct {
 	prefix   string // node + "-" + run + "-"
 	maxBytes int64
 	wbuf     int
+	wbytes   int64
 
 	mu sync.RWMutex
 	// fifo[head:] holds the stored entries in insertion order; their
@@ -143,11 +151,15 @@ func New(cfg Config) *Store {
 	if cfg.WatchBuffer <= 0 {
 		cfg.WatchBuffer = DefaultWatchBuffer
 	}
+	if cfg.WatchBytes <= 0 {
+		cfg.WatchBytes = DefaultWatchBytes
+	}
 	return &Store{
 		node:     cfg.Node,
 		prefix:   cfg.Node + "-" + runID() + "-",
 		maxBytes: cfg.MaxBytes,
 		wbuf:     cfg.WatchBuffer,
+		wbytes:   cfg.WatchBytes,
 		nextSeq:  1,
 	}
 }

@@ -406,3 +406,30 @@ func TestConcurrent(t *testing.T) {
 	wg.Wait()
 	checkIndex(t, s)
 }
+
+func TestWatcherBoundedInBytes(t *testing.T) {
+	// An entry's size once stored (with its id and node).
+	sized := mk(0, "/")
+	New(Config{Node: "n"}).Add(sized)
+	one := int64(sized.Size())
+	s := New(Config{Node: "n", WatchBuffer: 100, WatchBytes: 3 * one})
+	w := s.Watch(nil)
+	defer w.Close()
+	for i := range 5 {
+		s.Add(mk(float64(i), "/"))
+	}
+	// Room in the channel, but only three entries' worth of bytes.
+	if got := w.TakeDropped(); got != 2 {
+		t.Fatalf("TakeDropped = %d, want 2 (bytes bound)", got)
+	}
+	// Taking entries frees room for new ones.
+	for range 2 {
+		w.Received(<-w.C)
+	}
+	s.Add(mk(5, "/"))
+	s.Add(mk(6, "/"))
+	s.Add(mk(7, "/"))
+	if got := w.TakeDropped(); got != 1 {
+		t.Fatalf("after reading two, TakeDropped = %d, want 1", got)
+	}
+}

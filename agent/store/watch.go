@@ -16,8 +16,11 @@ type Watcher struct {
 	ch      chan *entry.Entry
 	match   func(*entry.Entry) bool
 	dropped atomic.Uint64
-	s       *Store
-	closed  bool // guarded by s.wmu
+	// queued is the size of the entries sent on ch and not yet Received:
+	// a slow reader holds on to no more than the store's WatchBytes.
+	queued atomic.Int64
+	s      *Store
+	closed bool // guarded by s.wmu
 }
 
 // Watch returns a Watcher for the entries added from now on for which match
@@ -41,14 +44,25 @@ func (s *Store) fanout(e *entry.Entry) {
 		if w.match != nil && !w.match(e) {
 			continue
 		}
+		size := int64(e.Size())
+		if w.queued.Load()+size > s.wbytes {
+			w.dropped.Add(1)
+			s.watchDropped.Add(1)
+			continue
+		}
 		select {
 		case w.ch <- e:
+			w.queued.Add(size)
 		default:
 			w.dropped.Add(1)
 			s.watchDropped.Add(1)
 		}
 	}
 }
+
+// Received tells the store that the reader is done with e, an entry from C:
+// it no longer counts against the watcher's byte bound.
+func (w *Watcher) Received(e *entry.Entry) { w.queued.Add(-int64(e.Size())) }
 
 // TakeDropped returns how many entries were dropped for w since the last
 // call, and resets the count.

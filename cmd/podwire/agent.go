@@ -158,9 +158,15 @@ func runAgent(args []string) error {
 		}
 		return err
 	}
-	<-ctx.Done()
-	opts.Log.Info("stopping")
-	return d.Stop()
+	select {
+	case <-ctx.Done():
+		opts.Log.Info("stopping")
+		return d.Stop()
+	case <-d.Done():
+		// Capture ended on its own: say why rather than serve an empty store.
+		d.Stop()
+		return fmt.Errorf("capture stopped: %w", d.Err())
+	}
 }
 
 // agentServerTLS loads the API's certificate; nil when none is configured.
