@@ -95,3 +95,39 @@ func TestSniffer(t *testing.T) {
 		})
 	}
 }
+
+// FuzzSniffer feeds arbitrary bytes, split and interrupted by gaps, to the
+// sniffer in both directions: it must not panic, and must hold no bytes
+// once the connection ends.
+func FuzzSniffer(f *testing.F) {
+	f.Add([]byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), []byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"), uint8(7), uint8(0))
+	f.Add([]byte("\x16\x03\x01garbage"), []byte("more garbage"), uint8(3), uint8(1))
+	f.Add([]byte("GET /"+strings.Repeat("a", 9000)+" HTTP/1.1\r\n\r\n"), []byte("HTTP/1.1 204 No Content\r\n\r\n"), uint8(200), uint8(2))
+	f.Fuzz(func(t *testing.T, up, down []byte, split, role uint8) {
+		d := New(Config{}, func(*entry.Entry) {})
+		info := &tcp.ConnInfo{ID: 1, Role: tcp.Role(role % 3),
+			Local:  netip.MustParseAddrPort("198.18.0.1:40000"),
+			Remote: netip.MustParseAddrPort("198.18.0.2:80")}
+		h := d.Factory()(info)
+		now := time.Unix(1, 0)
+		step := int(split)%64 + 1
+		for i := 0; len(up) > 0 || len(down) > 0; i++ {
+			now = now.Add(time.Millisecond)
+			dir, b := tcp.Egress, &up
+			if i%2 == 1 && len(down) > 0 || len(up) == 0 {
+				dir, b = tcp.Ingress, &down
+			}
+			n := min(step, len(*b))
+			if n > 0 && (*b)[0] == 0xff {
+				h.Gap(dir, n, now)
+			} else {
+				h.Data(dir, (*b)[:n], now)
+			}
+			*b = (*b)[n:]
+		}
+		h.End(tcp.EndRST, now)
+		if d.held != 0 {
+			t.Fatalf("%d sniffed bytes held after the end", d.held)
+		}
+	})
+}
