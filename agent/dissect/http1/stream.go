@@ -35,7 +35,8 @@ func (c *conn) header(h *half, dir tcp.Dir, b []byte, t time.Time) []byte {
 	}
 	old := len(h.buf)
 	take := len(b)
-	if room := lim + 1 - old; take > room {
+	// A resync may hand over more kept bytes than a header block may have.
+	if room := max(lim+1-old, 0); take > room {
 		take = room
 	}
 	h.buf = append(h.buf, b[:take]...)
@@ -47,7 +48,10 @@ func (c *conn) header(h *half, dir tcp.Dir, b []byte, t time.Time) []byte {
 		}
 	}
 	unit := h.buf
-	if end >= 0 && end <= lim {
+	// An end inside the bytes buffered before this call is one the first
+	// scan did not accept (the two scans disagree only on malformed
+	// input): it goes the malformed way below.
+	if end >= old && end <= lim {
 		fs, lineEnd, _, ok := scanBlock(unit[:end], true, c.fields[:0])
 		c.keepFields(fs)
 		if ok && c.headDone(h, string(unit[:end]), lineEnd, fs) {
@@ -277,7 +281,7 @@ func (c *conn) chunkSize(h *half, dir tcp.Dir, b []byte, t time.Time) []byte {
 		line, rest = b[:i], b[i+1:]
 	} else {
 		old := len(h.buf)
-		take := min(len(b), maxChunkLine+1-old)
+		take := min(len(b), max(maxChunkLine+1-old, 0))
 		h.buf = append(h.buf, b[:take]...)
 		i := bytes.IndexByte(h.buf[old:], '\n')
 		if i < 0 {
@@ -392,7 +396,7 @@ func (c *conn) trailer(h *half, dir tcp.Dir, b []byte, t time.Time) []byte {
 		block, rest = b[:end], b[end:]
 	} else {
 		old := len(h.buf)
-		take := min(len(b), lim+1-old)
+		take := min(len(b), max(lim+1-old, 0))
 		h.buf = append(h.buf, b[:take]...)
 		end, resume := blankLineEnd(h.buf, h.scan)
 		if end < 0 || end > lim {
