@@ -31,6 +31,7 @@ type Stats struct {
 	Detected   atomic.Uint64 // connections handed to a dissector
 	Undetected atomic.Uint64 // connections of no known protocol
 	OverBudget atomic.Uint64 // connections given up because sniffing held too much
+	Panics     atomic.Uint64 // connections dropped because their dissector panicked
 	HTTP1      http1.Stats
 }
 
@@ -82,7 +83,19 @@ type sniffer struct {
 // mid-stream are sniffed before it is given up.
 const midStreamRetries = 32
 
+// guard drops the connection when its dissector panicked: a bug hit by
+// odd traffic costs that connection, not the agent. Deferred by the calls
+// into the dissector.
+func (s *sniffer) guard() {
+	if r := recover(); r != nil {
+		s.d.stats.Panics.Add(1)
+		s.next = nil
+		s.failed = true
+	}
+}
+
 func (s *sniffer) Data(dir tcp.Dir, b []byte, t time.Time) {
+	defer s.guard()
 	if s.next != nil {
 		s.next.Data(dir, b, t)
 		return
@@ -172,6 +185,7 @@ func (s *sniffer) give() {
 }
 
 func (s *sniffer) Gap(dir tcp.Dir, n int, t time.Time) {
+	defer s.guard()
 	if s.next != nil {
 		s.next.Gap(dir, n, t)
 		return
@@ -185,6 +199,7 @@ func (s *sniffer) Gap(dir tcp.Dir, n int, t time.Time) {
 }
 
 func (s *sniffer) End(reason tcp.EndReason, t time.Time) {
+	defer s.guard()
 	if s.next != nil {
 		s.next.End(reason, t)
 		return

@@ -131,3 +131,23 @@ func FuzzSniffer(f *testing.F) {
 		}
 	})
 }
+
+type panicky struct{}
+
+func (panicky) Data(tcp.Dir, []byte, time.Time) { panic("dissector bug") }
+func (panicky) Gap(tcp.Dir, int, time.Time)     {}
+func (panicky) End(tcp.EndReason, time.Time)    {}
+
+// TestDissectorPanicCostsOneConnection: a dissector that panics on some
+// traffic loses that connection, counted, and the caller goes on.
+func TestDissectorPanicCostsOneConnection(t *testing.T) {
+	d := New(Config{}, func(*entry.Entry) {})
+	s := &sniffer{d: d, info: &tcp.ConnInfo{}}
+	s.start(panicky{})
+	s.Data(tcp.Egress, []byte("x"), time.Unix(1, 0))
+	s.Data(tcp.Egress, []byte("y"), time.Unix(2, 0)) // ignored, no second panic
+	s.End(tcp.EndFIN, time.Unix(3, 0))
+	if n := d.Stats().Panics.Load(); n != 1 {
+		t.Fatalf("Panics = %d, want 1", n)
+	}
+}

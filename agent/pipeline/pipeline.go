@@ -129,6 +129,7 @@ func (p *Pipeline) Counters() map[string]uint64 {
 	out["conns_detected"] = ds.Detected.Load()
 	out["conns_undetected"] = ds.Undetected.Load()
 	out["conns_sniff_over_budget"] = ds.OverBudget.Load()
+	out["dissector_panics"] = ds.Panics.Load()
 	for k, v := range ds.HTTP1.Snapshot() {
 		out["http1_"+k] = v
 	}
