@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // Protocol names used in Entry.Protocol.
@@ -117,9 +118,22 @@ type Entry struct {
 	Node string
 }
 
-// Size is an estimate of the memory the entry holds, for store accounting.
+// Sizes of the structs an entry is made of, for Size.
+var (
+	entrySize   = int(unsafe.Sizeof(Entry{}))
+	messageSize = int(unsafe.Sizeof(Message{}))
+	headerSize  = int(unsafe.Sizeof(Header{}))
+)
+
+// allocSlack is what allocation adds per entry beyond its fields: rounding
+// to size classes, a dissector's wrapper around the entry, the store's id.
+const allocSlack = 96
+
+// Size is the memory the entry holds, for store accounting: the structs,
+// the strings and bodies they point to, and allocation overhead. It errs on
+// the high side so that the store's bound is a bound on memory.
 func (e *Entry) Size() int {
-	n := 256 + len(e.ID) + len(e.Protocol) + len(e.HTTPVersion) + len(e.Method) + len(e.Path) + len(e.Node)
+	n := entrySize + allocSlack + len(e.ID) + len(e.Protocol) + len(e.HTTPVersion) + len(e.Method) + len(e.Path) + len(e.Node)
 	n += e.Src.size() + e.Dst.size()
 	for _, s := range e.Notes {
 		n += 16 + len(s)
@@ -132,16 +146,18 @@ func (p *Endpoint) size() int {
 	return len(p.Pod) + len(p.Namespace) + len(p.Workload) + len(p.WorkloadKind) + len(p.Service) + len(p.Node) + len(p.Process)
 }
 
+// size counts a header's text with its separators (": " and CRLF), as the
+// header block it usually points into holds it.
 func (m *Message) size() int {
 	if m == nil {
 		return 0
 	}
-	n := 96 + cap(m.Body)
+	n := messageSize + cap(m.Body) + (cap(m.Headers)+cap(m.Trailers))*headerSize
 	for _, h := range m.Headers {
-		n += 32 + len(h.Name) + len(h.Value)
+		n += len(h.Name) + len(h.Value) + 4
 	}
 	for _, h := range m.Trailers {
-		n += 32 + len(h.Name) + len(h.Value)
+		n += len(h.Name) + len(h.Value) + 4
 	}
 	return n
 }
