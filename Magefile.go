@@ -191,11 +191,11 @@ func Test() error {
 
 var fuzzFunc = regexp.MustCompile(`(?m)^func (Fuzz\w+)\(`)
 
-// Fuzz runs every fuzz target for FUZZTIME (default 10s) each.
+// Fuzz runs every fuzz target for FUZZTIME (default 30s) each.
 func Fuzz() error {
 	fuzztime := os.Getenv("FUZZTIME")
 	if fuzztime == "" {
-		fuzztime = "10s"
+		fuzztime = "30s"
 	}
 	targets := map[string][]string{}
 	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
