@@ -10,6 +10,7 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
 #define IPPROTO_TCP_ 6
+#define IPPROTO_UDP_ 17
 
 /* Events go to user space; the agent sets max_entries before loading. */
 struct {
@@ -32,6 +33,15 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } podwire_skip_ports SEC(".maps");
+
+/* UDP ports whose datagrams are captured (DNS: 53 by default), same
+ * bitmap layout. UDP carries much besides the protocols Podwire reads. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u64);
+} podwire_udp_ports SEC(".maps");
 
 /* Flows whose packets a local socket in scope sent (seen at egress). When
  * both ends are in scope, the receiver's ingress copy of a packet is the
@@ -70,11 +80,16 @@ static __always_inline void count(struct podwire_counter_set *c, __u32 slot, __u
 		c->c[slot] += n;
 }
 
-static __always_inline int skipped_port(__u16 port)
+static __always_inline int port_in(void *bitmap, __u16 port)
 {
 	__u32 word = port >> 6;
-	__u64 *bits = bpf_map_lookup_elem(&podwire_skip_ports, &word);
+	__u64 *bits = bpf_map_lookup_elem(bitmap, &word);
 	return bits && (*bits & (1ULL << (port & 63)));
+}
+
+static __always_inline int skipped_port(__u16 port)
+{
+	return port_in(&podwire_skip_ports, port);
 }
 
 struct tuple {
@@ -146,8 +161,10 @@ static __always_inline int parse(struct __sk_buff *skb, struct tuple *t)
 		struct iphdr ip;
 		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) < 0)
 			return -1;
-		if (ip.protocol != IPPROTO_TCP_ || (ip.frag_off & bpf_htons(0x1fff)))
+		if ((ip.protocol != IPPROTO_TCP_ && ip.protocol != IPPROTO_UDP_) ||
+		    (ip.frag_off & bpf_htons(0x1fff)))
 			return -1;
+		t->h.l4proto = ip.protocol;
 		t->h.family = 4;
 		__builtin_memcpy(t->h.saddr, &ip.saddr, 4);
 		__builtin_memcpy(t->h.daddr, &ip.daddr, 4);
@@ -160,7 +177,7 @@ static __always_inline int parse(struct __sk_buff *skb, struct tuple *t)
 		l4 = sizeof(ip6);
 		/* Extension headers: hop-by-hop (BIG TCP's jumbo option among
 		 * them), routing, destination options, fragment. */
-		for (int i = 0; i < 4 && nh != IPPROTO_TCP_; i++) {
+		for (int i = 0; i < 4 && nh != IPPROTO_TCP_ && nh != IPPROTO_UDP_; i++) {
 			__u8 ext[2];
 			if (bpf_skb_load_bytes(skb, l4, ext, sizeof(ext)) < 0)
 				return -1;
@@ -172,13 +189,24 @@ static __always_inline int parse(struct __sk_buff *skb, struct tuple *t)
 				return -1;
 			nh = ext[0];
 		}
-		if (nh != IPPROTO_TCP_)
+		if (nh != IPPROTO_TCP_ && nh != IPPROTO_UDP_)
 			return -1;
+		t->h.l4proto = nh;
 		t->h.family = 6;
 		__builtin_memcpy(t->h.saddr, &ip6.saddr, 16);
 		__builtin_memcpy(t->h.daddr, &ip6.daddr, 16);
 	} else {
 		return -1;
+	}
+
+	if (t->h.l4proto == IPPROTO_UDP_) {
+		struct udphdr udp;
+		if (bpf_skb_load_bytes(skb, l4, &udp, sizeof(udp)) < 0)
+			return -1;
+		t->h.sport = bpf_ntohs(udp.source);
+		t->h.dport = bpf_ntohs(udp.dest);
+		t->payload_off = l4 + sizeof(udp);
+		return 0;
 	}
 
 	struct tcphdr tcp;
@@ -205,6 +233,11 @@ static __always_inline void capture(struct __sk_buff *skb, __u8 dir)
 		count(c, PODWIRE_C_SKIPPED_PORT, 1);
 		return;
 	}
+	if (t.h.l4proto == IPPROTO_UDP_ &&
+	    !port_in(&podwire_udp_ports, t.h.sport) && !port_in(&podwire_udp_ports, t.h.dport)) {
+		count(c, PODWIRE_C_UDP_OTHER, 1);
+		return;
+	}
 
 	__u32 total = 0;
 	if (skb->len > t.payload_off)
@@ -225,7 +258,7 @@ static __always_inline void capture(struct __sk_buff *skb, __u8 dir)
 	flow.sport = t.h.sport;
 	flow.dport = t.h.dport;
 	if (dir == PODWIRE_DIR_EGRESS) {
-		if (t.h.tcp_flags & 0x05) {
+		if (t.h.l4proto == IPPROTO_TCP_ && (t.h.tcp_flags & 0x05)) {
 			/* FIN or RST: the flow ends, and a later connection on the
 			 * same addresses may come from a socket out of scope. The
 			 * receiver's copy of this last packet goes up too; user

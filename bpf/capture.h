@@ -30,15 +30,15 @@ struct podwire_pkt {
 	__u8 dir;        /* PODWIRE_DIR_* */
 	__u8 family;     /* 4 or 6 */
 	__u8 tcp_flags;
-	__u8 pad;
+	__u8 l4proto;    /* 6 TCP, 17 UDP */
 };
 
 /* Counter slots (per-CPU array of __u64). */
 enum podwire_counter {
-	PODWIRE_C_PACKETS = 0,     /* TCP packets seen */
+	PODWIRE_C_PACKETS = 0,     /* TCP packets and captured UDP datagrams seen */
 	PODWIRE_C_BYTES,           /* payload bytes seen */
 	PODWIRE_C_SKIPPED_PORT,    /* packets on a skipped port (agent API, configured) */
-	PODWIRE_C_NOT_TCP,         /* packets that are not TCP over IPv4/IPv6 */
+	PODWIRE_C_NOT_TCP,         /* packets that are not TCP or UDP over IPv4/IPv6 */
 	PODWIRE_C_PURE_ACK,        /* packets without payload or SYN/FIN/RST, not sent up */
 	PODWIRE_C_RB_FULL,         /* records lost: ring buffer full */
 	PODWIRE_C_RB_FULL_BYTES,   /* payload bytes lost: ring buffer full */
@@ -47,6 +47,7 @@ enum podwire_counter {
 	PODWIRE_C_LOAD_ERR,        /* bpf_skb_load_bytes failures */
 	PODWIRE_C_RECORDS,         /* records written */
 	PODWIRE_C_LOCAL_DUP,       /* ingress packets already captured at a local sender's egress */
+	PODWIRE_C_UDP_OTHER,       /* UDP datagrams on ports not captured */
 	PODWIRE_C_MAX,
 };
 

@@ -19,6 +19,9 @@ type Config struct {
 	// SkipPorts are TCP ports never captured (the agent's own API port among
 	// them); at most 64.
 	SkipPorts []uint16
+	// UDPPorts are the UDP ports whose datagrams are captured (either end);
+	// at most 64. None: no UDP.
+	UDPPorts []uint16
 	// MaxPacketBytes is how much payload of one packet is copied, rounded up
 	// to 16 KiB chunks, at most 256 KiB (the default).
 	MaxPacketBytes int
@@ -43,6 +46,7 @@ var counterNames = []string{
 	"bpf_load_errors",
 	"bpf_records",
 	"bpf_local_duplicates",
+	"bpf_udp_other",
 }
 
 const (
@@ -80,6 +84,10 @@ func decodeRecord(raw []byte, boot time.Time, limit int, seg *tcp.Segment) bool 
 	off := int(le.Uint32(raw[72:]))
 	seg.Dir = tcp.Dir(raw[76])
 	seg.Flags = raw[78]
+	seg.UDP = raw[79] == 17
+	if seg.UDP {
+		seg.Seq = uint32(off)
+	}
 	if n > len(raw)-recordHeaderSize {
 		n = len(raw) - recordHeaderSize
 	}

@@ -15,7 +15,7 @@ import (
 
 type capturePodwireCounterSet struct {
 	_ structs.HostLayout
-	C [12]uint64
+	C [13]uint64
 }
 
 type capturePodwireFlow struct {
@@ -43,7 +43,7 @@ type capturePodwirePkt struct {
 	Dir      uint8
 	Family   uint8
 	TcpFlags uint8
-	Pad      uint8
+	L4proto  uint8
 }
 
 // Names of all BPF objects in the ELF.
@@ -54,6 +54,7 @@ const (
 	captureMapPodwireEvents      = "podwire_events"
 	captureMapPodwireLocalFlows  = "podwire_local_flows"
 	captureMapPodwireSkipPorts   = "podwire_skip_ports"
+	captureMapPodwireUdpPorts    = "podwire_udp_ports"
 	captureProgPodwireEgress     = "podwire_egress"
 	captureProgPodwireIngress    = "podwire_ingress"
 	captureVarPodwireMaxChunks   = "podwire_max_chunks"
@@ -114,6 +115,7 @@ type captureMapSpecs struct {
 	PodwireEvents     *ebpf.MapSpec `ebpf:"podwire_events"`
 	PodwireLocalFlows *ebpf.MapSpec `ebpf:"podwire_local_flows"`
 	PodwireSkipPorts  *ebpf.MapSpec `ebpf:"podwire_skip_ports"`
+	PodwireUdpPorts   *ebpf.MapSpec `ebpf:"podwire_udp_ports"`
 }
 
 // captureVariableSpecs contains global variables before they are loaded into the kernel.
@@ -148,6 +150,7 @@ type captureMaps struct {
 	PodwireEvents     *ebpf.Map `ebpf:"podwire_events"`
 	PodwireLocalFlows *ebpf.Map `ebpf:"podwire_local_flows"`
 	PodwireSkipPorts  *ebpf.Map `ebpf:"podwire_skip_ports"`
+	PodwireUdpPorts   *ebpf.Map `ebpf:"podwire_udp_ports"`
 }
 
 func (m *captureMaps) Close() error {
@@ -156,6 +159,7 @@ func (m *captureMaps) Close() error {
 		m.PodwireEvents,
 		m.PodwireLocalFlows,
 		m.PodwireSkipPorts,
+		m.PodwireUdpPorts,
 	)
 }
 

@@ -52,8 +52,8 @@ func Open(cfg Config) (*Capture, error) {
 		cfg.MaxPacketBytes = maxPacketBytes
 	}
 	chunks := (cfg.MaxPacketBytes + chunkSize - 1) / chunkSize
-	if len(cfg.SkipPorts) > 64 {
-		return nil, fmt.Errorf("%d ports to skip: at most 64", len(cfg.SkipPorts))
+	if len(cfg.SkipPorts) > 64 || len(cfg.UDPPorts) > 64 {
+		return nil, fmt.Errorf("%d ports to skip and %d UDP ports: at most 64 each", len(cfg.SkipPorts), len(cfg.UDPPorts))
 	}
 	if os.Geteuid() != 0 {
 		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
@@ -93,18 +93,13 @@ func Open(cfg Config) (*Capture, error) {
 		}
 		return nil, fmt.Errorf("loading BPF programs: %w", err)
 	}
-	var bitmap [1024]uint64
-	for _, p := range cfg.SkipPorts {
-		bitmap[p>>6] |= 1 << (p & 63)
+	if err := setPorts(c.objs.PodwireSkipPorts, cfg.SkipPorts); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("setting skipped ports: %w", err)
 	}
-	for i, w := range bitmap {
-		if w == 0 {
-			continue
-		}
-		if err := c.objs.PodwireSkipPorts.Put(uint32(i), w); err != nil {
-			c.Close()
-			return nil, fmt.Errorf("setting skipped ports: %w", err)
-		}
+	if err := setPorts(c.objs.PodwireUdpPorts, cfg.UDPPorts); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("setting UDP ports: %w", err)
 	}
 	for _, a := range []struct {
 		prog *ebpf.Program
@@ -126,6 +121,23 @@ func Open(cfg Config) (*Capture, error) {
 		return nil, fmt.Errorf("opening ring buffer: %w", err)
 	}
 	return c, nil
+}
+
+// setPorts fills a port bitmap map (1024 words of 64 bits).
+func setPorts(m *ebpf.Map, ports []uint16) error {
+	var bitmap [1024]uint64
+	for _, p := range ports {
+		bitmap[p>>6] |= 1 << (p & 63)
+	}
+	for i, w := range bitmap {
+		if w == 0 {
+			continue
+		}
+		if err := m.Put(uint32(i), w); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // bootTime is the wall-clock time at which CLOCK_MONOTONIC was zero, the

@@ -3,6 +3,7 @@ package capture_test
 import (
 	"bytes"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -135,4 +136,59 @@ func firstDiff(a, b []byte) int {
 		}
 	}
 	return min(len(a), len(b))
+}
+
+// TestCapturesUDPOnChosenPorts sends datagrams from a process in the
+// capture cgroup to two loopback ports: the one configured comes up whole,
+// marked UDP; the other is only counted.
+func TestCapturesUDPOnChosenPorts(t *testing.T) {
+	agenttest.RequireRoot(t)
+	cg := agenttest.NewCgroup(t, "", agenttest.RandomName("podwire-cap-"))
+	dnsLike, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dnsLike.Close()
+	other, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	port := uint16(dnsLike.LocalAddr().(*net.UDPAddr).Port)
+	c, err := capture.Open(capture.Config{CgroupPath: cg.Path, UDPPorts: []uint16{port}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var got [][]byte
+	done := make(chan error, 1)
+	go func() {
+		done <- c.Run(func(s *tcp.Segment) {
+			if s.UDP && s.Remote.Port() == port {
+				mu.Lock()
+				got = append(got, append([]byte(nil), s.Payload...))
+				mu.Unlock()
+			}
+		}, func(time.Time) {}, 50*time.Millisecond)
+	}()
+	script := `import socket,sys
+s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)
+s.sendto(b"query-one",("127.0.0.1",int(sys.argv[1])))
+s.sendto(b"query-two",("127.0.0.1",int(sys.argv[1])))
+s.sendto(b"not-captured",("127.0.0.1",int(sys.argv[2])))`
+	cg.Run(t, "python3", "-c", script, fmt.Sprint(port), fmt.Sprint(other.LocalAddr().(*net.UDPAddr).Port))
+	time.Sleep(300 * time.Millisecond)
+	counters := c.Counters()
+	c.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 2 || string(got[0]) != "query-one" || string(got[1]) != "query-two" {
+		t.Errorf("captured datagrams %q, want query-one and query-two", got)
+	}
+	if counters["bpf_udp_other"] == 0 {
+		t.Errorf("bpf_udp_other = 0: the datagram to the other port was not counted")
+	}
 }

@@ -35,6 +35,7 @@ type Options struct {
 	MaxBodyBytes  int   // default 1 MiB
 	RingBytes     int   // default 32 MiB
 	SkipPorts     []uint16
+	UDPPorts      []uint16 // default 53 (DNS); an empty, non-nil slice for none
 	RedactHeaders []string
 	RedactBody    []string
 	NoRedact      bool
@@ -104,6 +105,10 @@ func Start(o Options) (*Daemon, error) {
 	cfg.Capture.CgroupPath = o.CgroupRoot
 	cfg.Capture.RingBytes = o.RingBytes
 	cfg.Capture.SkipPorts = skip
+	cfg.Capture.UDPPorts = o.UDPPorts
+	if o.UDPPorts == nil {
+		cfg.Capture.UDPPorts = []uint16{53}
+	}
 	cfg.TCP.MaxConns = o.MaxConns
 	cfg.TCP.IdleTimeout = o.IdleTimeout
 	cfg.Dissect.HTTP1.MaxBodyBytes = o.MaxBodyBytes

@@ -39,6 +39,7 @@ type Pipeline struct {
 	cap   *capture.Capture
 	once  sync.Once
 	emits atomic.Uint64
+	udp   atomic.Uint64 // datagrams seen
 }
 
 // New builds the stages after capture; Open attaches the capture itself.
@@ -65,8 +66,15 @@ func (p *Pipeline) emit(e *entry.Entry) {
 	p.st.Add(e)
 }
 
-// Feed hands one segment to reassembly.
-func (p *Pipeline) Feed(s *tcp.Segment) { p.asm.Add(s) }
+// Feed hands one TCP segment to reassembly, a UDP datagram to the
+// datagram dissectors.
+func (p *Pipeline) Feed(s *tcp.Segment) {
+	if s.UDP {
+		p.datagram(s)
+		return
+	}
+	p.asm.Add(s)
+}
 
 // Tick expires idle connections and overdue holes.
 func (p *Pipeline) Tick(now time.Time) { p.asm.Tick(now) }
@@ -134,5 +142,11 @@ func (p *Pipeline) Counters() map[string]uint64 {
 		out["http1_"+k] = v
 	}
 	out["entries_emitted"] = p.emits.Load()
+	out["udp_datagrams"] = p.udp.Load()
 	return out
+}
+
+// datagram dissects one UDP datagram.
+func (p *Pipeline) datagram(s *tcp.Segment) {
+	p.udp.Add(1)
 }

@@ -53,6 +53,10 @@ type Segment struct {
 	// Missing is set when capture could not copy the whole payload: the
 	// Missing bytes after Payload are lost.
 	Missing int
+	// UDP marks a UDP datagram (the capture's other protocol): Payload is
+	// the datagram, or its first part when Missing > 0; Seq is the offset
+	// of Payload in the datagram and Flags is 0. Reassembly never sees it.
+	UDP bool
 }
 
 // Role says which end opened the connection, when known.

@@ -32,6 +32,7 @@ type agentOptions struct {
 	maxBodyBytes int
 	ringBytes    int
 	skipPorts    []uint
+	udpPorts     []uint
 	redactHdrs   []string
 	redactBody   []string
 	noRedact     bool
@@ -55,6 +56,7 @@ func agentFlags(o *agentOptions) *pflag.FlagSet {
 	fs.IntVar(&o.maxBodyBytes, "max-body-bytes", 1<<20, "body bytes kept per request or response")
 	fs.IntVar(&o.ringBytes, "ring-bytes", 32<<20, "size of the kernel ring buffer (power of two)")
 	fs.UintSliceVar(&o.skipPorts, "skip-port", nil, "TCP port never captured (repeatable); the API port always is")
+	fs.UintSliceVar(&o.udpPorts, "udp-port", []uint{53}, "UDP port whose datagrams are captured (repeatable; DNS)")
 	fs.StringSliceVar(&o.redactHdrs, "redact-header", nil, "extra header name whose value is redacted (repeatable)")
 	fs.StringSliceVar(&o.redactBody, "redact-body", nil, "regular expression whose matches in bodies are redacted (repeatable)")
 	fs.BoolVar(&o.noRedact, "no-redact", false, "keep Authorization, Cookie and the other secret headers as captured")
@@ -103,6 +105,13 @@ func (o *agentOptions) daemonOptions() (daemon.Options, error) {
 			return d, usageError("--skip-port %d: not a TCP port", p)
 		}
 		d.SkipPorts = append(d.SkipPorts, uint16(p))
+	}
+	d.UDPPorts = []uint16{}
+	for _, p := range o.udpPorts {
+		if p == 0 || p > 65535 {
+			return d, usageError("--udp-port %d: not a UDP port", p)
+		}
+		d.UDPPorts = append(d.UDPPorts, uint16(p))
 	}
 	tlsCfg, err := agentServerTLS(o.tlsCert, o.tlsKey)
 	if err != nil {
