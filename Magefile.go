@@ -28,6 +28,7 @@ var Default = Build
 var debPackages = []string{
 	"clang", "llvm", "libbpf-dev", "bpftool", "protobuf-compiler",
 	"curl", "nginx-light", "wrk", "iproute2", "python3", "procps",
+	"redis-server", "redis-tools", "bind9-dnsutils",
 }
 
 // Deps installs the Debian packages builds and tests need (only those missing).
