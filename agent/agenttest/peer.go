@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/net/dns/dnsmessage"
 )
 
 // Peers are the Go programs tests run inside a capture cgroup: the test
@@ -38,6 +40,8 @@ func PeerMain() {
 		err = httpHold(args[1])
 	case "raw":
 		err = raw(args[1])
+	case "dns-server":
+		err = dnsServer(args[1])
 	default:
 		err = fmt.Errorf("unknown peer %q", args[0])
 	}
@@ -168,4 +172,55 @@ func raw(addr string) error {
 	c.(*net.TCPConn).CloseWrite()
 	_, err = io.Copy(os.Stdout, c)
 	return err
+}
+
+// dnsServer answers DNS queries over UDP at addr: A and AAAA for names under
+// podwire.test. (198.18.5.5 and 2001:db8::5), NXDOMAIN for anything else.
+// The addresses are answers only: nothing is ever sent to them.
+func dnsServer(addr string) error {
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 4096)
+	for {
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			return err
+		}
+		var p dnsmessage.Parser
+		h, err := p.Start(buf[:n])
+		if err != nil {
+			continue
+		}
+		q, err := p.Question()
+		if err != nil {
+			continue
+		}
+		name := strings.ToLower(q.Name.String())
+		rh := dnsmessage.Header{ID: h.ID, Response: true, RecursionDesired: h.RecursionDesired, Authoritative: true}
+		known := strings.HasSuffix(name, ".podwire.test.")
+		if !known {
+			rh.RCode = dnsmessage.RCodeNameError
+		}
+		b := dnsmessage.NewBuilder(nil, rh)
+		b.EnableCompression()
+		b.StartQuestions()
+		b.Question(q)
+		b.StartAnswers()
+		if known {
+			rh := dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 60}
+			switch q.Type {
+			case dnsmessage.TypeA:
+				b.AResource(rh, dnsmessage.AResource{A: [4]byte{198, 18, 5, 5}})
+			case dnsmessage.TypeAAAA:
+				b.AAAAResource(rh, dnsmessage.AAAAResource{AAAA: [16]byte{0x20, 0x01, 0x0d, 0xb8, 15: 5}})
+			}
+		}
+		out, err := b.Finish()
+		if err != nil {
+			continue
+		}
+		pc.WriteTo(out, from)
+	}
 }

@@ -7,7 +7,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/podwire/podwire/agent/dissect/dns"
 	"github.com/podwire/podwire/agent/dissect/http1"
+	"github.com/podwire/podwire/agent/dissect/redis"
 	"github.com/podwire/podwire/agent/entry"
 	"github.com/podwire/podwire/agent/tcp"
 )
@@ -24,6 +26,8 @@ const sniffBudget = 32 << 20
 // Config holds the dissectors' settings.
 type Config struct {
 	HTTP1 http1.Config
+	Redis redis.Config
+	DNS   dns.Config
 }
 
 // Stats counts connections by outcome.
@@ -33,6 +37,8 @@ type Stats struct {
 	OverBudget atomic.Uint64 // connections given up because sniffing held too much
 	Panics     atomic.Uint64 // connections dropped because their dissector panicked
 	HTTP1      http1.Stats
+	Redis      redis.Stats
+	DNS        dns.Stats // DNS over TCP here; over UDP the pipeline's tracker
 }
 
 // Dissectors builds a dissector for each new connection.
@@ -47,6 +53,58 @@ type Dissectors struct {
 // that feeds the assembler.
 func New(cfg Config, emit func(*entry.Entry)) *Dissectors {
 	return &Dissectors{cfg: cfg, emit: emit, stats: &Stats{}}
+}
+
+// verdict is a detector's answer about a direction's first bytes.
+type verdict uint8
+
+const (
+	no verdict = iota
+	yes
+	needMore
+)
+
+// protocol is one dissector the sniffer can pick.
+type protocol struct {
+	name   string
+	detect func([]byte) verdict
+	build  func(d *Dissectors, info *tcp.ConnInfo) tcp.Handler
+}
+
+// protocols in the order they are tried: text protocols whose starts can
+// look alike first (an HTTP request line also reads as a Redis inline
+// command), binary ones last.
+var protocols = []protocol{
+	{"http1", func(b []byte) verdict { return verdict(http1.Detect(b)) }, func(d *Dissectors, info *tcp.ConnInfo) tcp.Handler {
+		return http1.New(d.cfg.HTTP1, info, d.emit, &d.stats.HTTP1)
+	}},
+	{"redis", func(b []byte) verdict { return verdict(redis.Detect(b)) }, func(d *Dissectors, info *tcp.ConnInfo) tcp.Handler {
+		return redis.New(d.cfg.Redis, info, d.emit, &d.stats.Redis)
+	}},
+	{"dns", func(b []byte) verdict { return verdict(dns.Detect(b, true)) }, func(d *Dissectors, info *tcp.ConnInfo) tcp.Handler {
+		return dns.New(d.cfg.DNS, info, d.emit, &d.stats.DNS)
+	}},
+}
+
+// detect picks the protocol of b: the first that says yes, unless one
+// tried before it still needs more bytes to say.
+func detect(b []byte) (*protocol, verdict) {
+	waiting := false
+	for i := range protocols {
+		switch protocols[i].detect(b) {
+		case yes:
+			if waiting {
+				return nil, needMore
+			}
+			return &protocols[i], yes
+		case needMore:
+			waiting = true
+		}
+	}
+	if waiting {
+		return nil, needMore
+	}
+	return nil, no
 }
 
 // Stats returns the live counters.
@@ -111,12 +169,12 @@ func (s *sniffer) Data(dir tcp.Dir, b []byte, t time.Time) {
 	}
 	// Fast path: the first segment decides on its own.
 	if len(s.buf[dir]) == 0 && len(s.buf[1-dir]) == 0 {
-		switch http1.Detect(b) {
-		case http1.Yes:
-			s.start(newHTTP1(s.d, s.info))
+		switch p, v := detect(b); v {
+		case yes:
+			s.start(p.build(s.d, s.info))
 			s.next.Data(dir, b, t)
 			return
-		case http1.No:
+		case no:
 			s.give()
 			return
 		}
@@ -133,24 +191,20 @@ func (s *sniffer) Data(dir tcp.Dir, b []byte, t time.Time) {
 	}
 	s.d.held += int64(room)
 	s.buf[dir] = append(s.buf[dir], b[:room]...)
-	switch http1.Detect(s.buf[dir]) {
-	case http1.Yes:
-		s.start(newHTTP1(s.d, s.info))
+	switch p, v := detect(s.buf[dir]); v {
+	case yes:
+		s.start(p.build(s.d, s.info))
 		s.replay()
 		if room < len(b) {
 			s.next.Data(dir, b[room:], t)
 		}
-	case http1.No:
+	case no:
 		s.give()
 	default:
 		if len(s.buf[dir]) >= sniffBytes {
 			s.give()
 		}
 	}
-}
-
-func newHTTP1(d *Dissectors, info *tcp.ConnInfo) tcp.Handler {
-	return http1.New(d.cfg.HTTP1, info, d.emit, &d.stats.HTTP1)
 }
 
 func (s *sniffer) start(h tcp.Handler) {
@@ -203,6 +257,10 @@ func (s *sniffer) End(reason tcp.EndReason, t time.Time) {
 	if s.next != nil {
 		s.next.End(reason, t)
 		return
+	}
+	// Bytes came but no protocol was ever decided: undetected too.
+	if !s.failed && (len(s.buf[0]) > 0 || len(s.buf[1]) > 0) {
+		s.d.stats.Undetected.Add(1)
 	}
 	s.drop()
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/podwire/podwire/agent/capture"
 	"github.com/podwire/podwire/agent/dissect"
+	"github.com/podwire/podwire/agent/dissect/dns"
 	"github.com/podwire/podwire/agent/entry"
 	"github.com/podwire/podwire/agent/redact"
 	"github.com/podwire/podwire/agent/store"
@@ -40,6 +41,10 @@ type Pipeline struct {
 	once  sync.Once
 	emits atomic.Uint64
 	udp   atomic.Uint64 // datagrams seen
+	// dns pairs DNS datagrams; fed and ticked on the capture goroutine.
+	dns        *dns.Tracker
+	dnsStats   dns.Stats
+	udpPartial atomic.Uint64 // datagrams larger than one record, not dissected
 }
 
 // New builds the stages after capture; Open attaches the capture itself.
@@ -54,6 +59,7 @@ func New(cfg Config, st *store.Store) (*Pipeline, error) {
 	p := &Pipeline{cfg: cfg, st: st, red: red}
 	p.dis = dissect.New(cfg.Dissect, p.emit)
 	p.asm = tcp.NewAssembler(cfg.TCP, p.dis.Factory())
+	p.dns = dns.NewTracker(cfg.Dissect.DNS, p.emit, &p.dnsStats)
 	return p, nil
 }
 
@@ -76,8 +82,11 @@ func (p *Pipeline) Feed(s *tcp.Segment) {
 	p.asm.Add(s)
 }
 
-// Tick expires idle connections and overdue holes.
-func (p *Pipeline) Tick(now time.Time) { p.asm.Tick(now) }
+// Tick expires idle connections, overdue holes and unanswered queries.
+func (p *Pipeline) Tick(now time.Time) {
+	p.asm.Tick(now)
+	p.dns.Tick(now)
+}
 
 // Open loads and attaches the eBPF programs.
 func (p *Pipeline) Open() error {
@@ -143,10 +152,30 @@ func (p *Pipeline) Counters() map[string]uint64 {
 	}
 	out["entries_emitted"] = p.emits.Load()
 	out["udp_datagrams"] = p.udp.Load()
+	out["udp_partial"] = p.udpPartial.Load()
+	for k, v := range p.dnsStats.Snapshot() {
+		out["dns_udp_"+k] = v
+	}
+	for k, v := range ds.Redis.Snapshot() {
+		out["redis_"+k] = v
+	}
+	for k, v := range ds.DNS.Snapshot() {
+		out["dns_tcp_"+k] = v
+	}
 	return out
 }
 
-// datagram dissects one UDP datagram.
+// datagram dissects one UDP datagram (DNS: the only UDP protocol captured).
 func (p *Pipeline) datagram(s *tcp.Segment) {
 	p.udp.Add(1)
+	if s.Seq != 0 || s.Missing > 0 {
+		// A datagram over 16 KiB arrives in chunks; rare for DNS.
+		p.udpPartial.Add(1)
+		return
+	}
+	src, dst := s.Local, s.Remote
+	if s.Dir == tcp.Ingress {
+		src, dst = s.Remote, s.Local
+	}
+	p.dns.Datagram(src, dst, s.Payload, s.Time)
 }

@@ -1,0 +1,145 @@
+package daemon_test
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/podwire/podwire/agent/agenttest"
+	"github.com/podwire/podwire/agent/daemon"
+)
+
+// commandStats reads redis-server's own count of calls per command.
+func commandStats(t *testing.T, cg *agenttest.Cgroup, port int) map[string]int {
+	t.Helper()
+	out := cg.Run(t, "redis-cli", "-p", strconv.Itoa(port), "info", "commandstats")
+	re := regexp.MustCompile(`cmdstat_([a-z|]+):calls=(\d+)`)
+	m := map[string]int{}
+	for _, g := range re.FindAllStringSubmatch(out, -1) {
+		n, _ := strconv.Atoi(g[2])
+		m[strings.ToUpper(strings.SplitN(g[1], "|", 2)[0])] += n
+	}
+	return m
+}
+
+func TestRedisBenchmarkEveryCommandAnEntry(t *testing.T) {
+	agenttest.RequireRoot(t)
+	cg := agenttest.NewCgroup(t, "", agenttest.RandomName("podwire-test-"))
+	port := agenttest.FreePort(t)
+	cg.Start(t, "redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	agenttest.WaitListening(t, fmt.Sprintf("127.0.0.1:%d", port))
+	a := agenttest.StartAgent(t, daemon.Options{CgroupRoot: cg.Path})
+
+	for _, pipeline := range []string{"1", "16"} {
+		cg.Run(t, "redis-benchmark", "-p", strconv.Itoa(port), "-t", "set,get,lpush,lrange", "-n", "1000", "-P", pipeline, "-q")
+	}
+	want := commandStats(t, cg, port)
+	total := 0
+	for _, m := range []string{"SET", "GET", "LPUSH", "LRANGE", "CONFIG"} {
+		total += want[m]
+	}
+	if want["SET"] < 2000 || want["LRANGE"] < 8000 {
+		t.Fatalf("redis-server counted %v: the benchmark did not run as expected", want)
+	}
+	// INFO is ours; everything else is the benchmark's.
+	entries := a.WaitEntries(t, `redis && method != "INFO"`, total, 60*time.Second)
+	got := map[string]int{}
+	for _, e := range entries {
+		got[e.Method]++
+		if e.Failed || e.Status != 0 || e.GetResponse() == nil {
+			t.Errorf("%s %s: failed=%v status=%d response=%v", e.Method, e.Path, e.Failed, e.Status, e.GetResponse() != nil)
+			break
+		}
+	}
+	for _, m := range []string{"SET", "GET", "LPUSH", "LRANGE", "CONFIG"} {
+		if got[m] != want[m] {
+			t.Errorf("%s: %d entries, redis-server counted %d calls", m, got[m], want[m])
+		}
+	}
+	if len(entries) != total {
+		t.Errorf("%d entries, want %d: %v", len(entries), total, got)
+	}
+}
+
+func TestRedisPubSubMessages(t *testing.T) {
+	agenttest.RequireRoot(t)
+	cg := agenttest.NewCgroup(t, "", agenttest.RandomName("podwire-test-"))
+	port := agenttest.FreePort(t)
+	cg.Start(t, "redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	agenttest.WaitListening(t, fmt.Sprintf("127.0.0.1:%d", port))
+	a := agenttest.StartAgent(t, daemon.Options{CgroupRoot: cg.Path})
+
+	cg.Start(t, "redis-cli", "-p", strconv.Itoa(port), "subscribe", "orders")
+	a.WaitEntries(t, `redis && method == "SUBSCRIBE"`, 1, 20*time.Second)
+	for i := 0; i < 3; i++ {
+		cg.Run(t, "redis-cli", "-p", strconv.Itoa(port), "publish", "orders", fmt.Sprintf("order-%d", i))
+	}
+	msgs := a.WaitEntries(t, `redis && method == "MESSAGE"`, 3, 20*time.Second)
+	seen := map[string]bool{}
+	for _, s := range msgs {
+		e := a.Get(t, s.Id)
+		if e.Path != "orders" {
+			t.Errorf("message on %q, want orders", e.Path)
+		}
+		seen[e.GetResponse().GetBody()] = true
+	}
+	for i := 0; i < 3; i++ {
+		if !seen[fmt.Sprintf("order-%d", i)] && !seen[fmt.Sprintf("%q", fmt.Sprintf("order-%d", i))] {
+			t.Errorf("message order-%d not shown; bodies %v", i, seen)
+		}
+	}
+	if pubs := a.Query(t, `redis && method == "PUBLISH"`, 10, 0); len(pubs) != 3 {
+		t.Errorf("%d PUBLISH entries, want 3", len(pubs))
+	}
+}
+
+func TestDigAgainstLocalDNSServer(t *testing.T) {
+	agenttest.RequireRoot(t)
+	cg := agenttest.NewCgroup(t, "", agenttest.RandomName("podwire-test-"))
+	port := agenttest.FreePort(t)
+	startPeer(t, cg, fmt.Sprintf("dns-server 127.0.0.1:%d", port))
+	a := agenttest.StartAgent(t, daemon.Options{CgroupRoot: cg.Path, UDPPorts: []uint16{uint16(port)}})
+	time.Sleep(300 * time.Millisecond) // the server binds its UDP socket
+	dig := func(args ...string) string {
+		return cg.Run(t, "dig", append([]string{"@127.0.0.1", "-p", strconv.Itoa(port), "+tries=3", "+time=1"}, args...)...)
+	}
+	dig("shop.podwire.test", "A")
+	dig("shop.podwire.test", "AAAA")
+	dig("nowhere.example", "A")
+
+	entries := a.WaitEntries(t, "dns", 3, 20*time.Second)
+	byKey := map[string]int32{}
+	for _, s := range entries {
+		e := a.Get(t, s.Id)
+		byKey[e.Method+" "+e.Path] = e.Status
+		switch e.Path {
+		case "shop.podwire.test":
+			want := "198.18.5.5"
+			if e.Method == "AAAA" {
+				want = "2001:db8::5"
+			}
+			if e.Failed || !strings.Contains(e.GetResponse().GetBody(), want) {
+				t.Errorf("%s %s: failed=%v, answer %q does not show %s", e.Method, e.Path, e.Failed, e.GetResponse().GetBody(), want)
+			}
+		case "nowhere.example":
+			if !e.Failed || e.Status != 3 {
+				t.Errorf("NXDOMAIN: failed=%v status=%d, want failed with rcode 3", e.Failed, e.Status)
+			}
+		}
+		if e.LatencyMs <= 0 {
+			t.Errorf("%s %s: latency %v", e.Method, e.Path, e.LatencyMs)
+		}
+	}
+	want := map[string]int32{"A shop.podwire.test": 0, "AAAA shop.podwire.test": 0, "A nowhere.example": 3}
+	for k, v := range want {
+		if got, ok := byKey[k]; !ok || got != v {
+			t.Errorf("%s: rcode %d (seen %v), want %d", k, got, ok, v)
+		}
+	}
+	if len(entries) != 3 {
+		t.Errorf("%d DNS entries, want 3: %v", len(entries), byKey)
+	}
+}
