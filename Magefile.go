@@ -28,7 +28,7 @@ var Default = Build
 var debPackages = []string{
 	"clang", "llvm", "libbpf-dev", "bpftool", "protobuf-compiler",
 	"curl", "nginx-light", "wrk", "iproute2", "python3", "procps",
-	"redis-server", "redis-tools", "bind9-dnsutils",
+	"redis-server", "redis-tools", "bind9-dnsutils", "bc",
 }
 
 // Deps installs the Debian packages builds and tests need (only those missing).
@@ -271,4 +271,14 @@ func BenchLoad() error {
 		d = "10s"
 	}
 	return sh.RunV("go", "run", "./internal/loadrun", "-duration", d)
+}
+
+// BenchRedis runs redis-benchmark -P 16 with and without the agent and counts lost entries (root; REDIS_N requests per test, default 100000).
+func BenchRedis() error {
+	mg.Deps(Deps, Build)
+	n := os.Getenv("REDIS_N")
+	if n == "" {
+		n = "100000"
+	}
+	return sh.RunV("internal/loadrun/redis-bench.sh", "bin/podwire", n)
 }
