@@ -2,7 +2,7 @@
 # redis-benchmark -P 16 against redis-server on loopback, without and with
 # `podwire agent` capturing both (root). Prints requests/s per command, the
 # ratio, and entries lost (redis-server's own call counts vs the agent's).
-# Usage: internal/loadrun/redis-bench.sh [bin/podwire] [requests per test]
+# Usage: [AGENT_ARGS=...] internal/loadrun/redis-bench.sh [bin/podwire] [requests per test]
 set -euo pipefail
 bin=${1:-bin/podwire}
 n=${2:-100000}
@@ -21,7 +21,7 @@ bench() { incg redis-benchmark -p "$port" -P 16 -t set,get,lpush,lrange -n "$n" 
 declare -A without with
 incg redis-benchmark -p "$port" -P 16 -t set -n 20000 -q >/dev/null 2>&1 # warm-up
 while IFS=: read -r name rest; do without[$name]=$(awk '{print $1}' <<<"$rest"); done < <(bench)
-"$bin" agent --listen 127.0.0.1:$api --cgroup-root "$cg" --node-name bench --log-level warn &
+"$bin" agent --listen 127.0.0.1:$api --cgroup-root "$cg" --node-name bench --log-level warn ${AGENT_ARGS:-} &
 agent=$!
 sleep 1
 before=$(incg redis-cli -p "$port" info commandstats | grep -oE 'calls=[0-9]+' | cut -d= -f2 | paste -sd+ | bc)
