@@ -28,7 +28,7 @@ var Default = Build
 var debPackages = []string{
 	"clang", "llvm", "libbpf-dev", "bpftool", "protobuf-compiler",
 	"curl", "nginx-light", "wrk", "iproute2", "python3", "procps",
-	"redis-server", "redis-tools", "bind9-dnsutils", "bc",
+	"redis-server", "redis-tools", "bind9-dnsutils", "bc", "nghttp2-client",
 }
 
 // Deps installs the Debian packages builds and tests need (only those missing).

@@ -40,6 +40,8 @@ func PeerMain() {
 		err = httpHold(args[1])
 	case "raw":
 		err = raw(args[1])
+	case "h2c-server":
+		err = h2cServer(args[1])
 	case "dns-server":
 		err = dnsServer(args[1])
 	default:
@@ -61,6 +63,13 @@ func (c *Cgroup) Peer(role string) *exec.Cmd {
 }
 
 func httpServer(addr string) error {
+	srv := &http.Server{Addr: addr, Handler: testMux(), ReadHeaderTimeout: 10 * time.Second}
+	return srv.ListenAndServe()
+}
+
+// testMux is the test servers' handlers: /status/{code}, /echo, /chunked,
+// /bytes/{n}, and JSON naming the path for anything else.
+func testMux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/status/{code}", func(w http.ResponseWriter, r *http.Request) {
 		code, err := strconv.Atoi(r.PathValue("code"))
@@ -115,8 +124,7 @@ func httpServer(addr string) error {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, "{\"path\":%q,\"method\":%q}\n", r.URL.Path, r.Method)
 	})
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	return srv.ListenAndServe()
+	return mux
 }
 
 // httpClient does n GETs of base+i on one keep-alive connection.
@@ -223,4 +231,13 @@ func dnsServer(addr string) error {
 		}
 		pc.WriteTo(out, from)
 	}
+}
+
+// h2cServer serves HTTP/2 without TLS (prior knowledge) at addr, with the
+// same handlers as the HTTP/1 test server.
+func h2cServer(addr string) error {
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Addr: addr, Handler: testMux(), Protocols: &p, ReadHeaderTimeout: 10 * time.Second}
+	return srv.ListenAndServe()
 }

@@ -112,6 +112,7 @@ func Start(o Options) (*Daemon, error) {
 	cfg.TCP.MaxConns = o.MaxConns
 	cfg.TCP.IdleTimeout = o.IdleTimeout
 	cfg.Dissect.HTTP1.MaxBodyBytes = o.MaxBodyBytes
+	cfg.Dissect.HTTP2.MaxBodyBytes = o.MaxBodyBytes
 	cfg.Redact.Headers = o.RedactHeaders
 	cfg.Redact.BodyPatterns = o.RedactBody
 	cfg.Redact.Disable = o.NoRedact

@@ -143,3 +143,32 @@ func TestDigAgainstLocalDNSServer(t *testing.T) {
 		t.Errorf("%d DNS entries, want 3: %v", len(entries), byKey)
 	}
 }
+
+func TestH2loadAgainstH2cServer(t *testing.T) {
+	agenttest.RequireRoot(t)
+	cg := agenttest.NewCgroup(t, "", agenttest.RandomName("podwire-test-"))
+	addr := fmt.Sprintf("127.0.0.1:%d", agenttest.FreePort(t))
+	startPeer(t, cg, "h2c-server "+addr)
+	agenttest.WaitListening(t, addr)
+	a := agenttest.StartAgent(t, daemon.Options{CgroupRoot: cg.Path})
+
+	// Two paths, so that the entries must carry the right one each.
+	out := cg.Run(t, "h2load", "-n", "2000", "-c", "4", "-m", "10", "http://"+addr+"/status/201", "http://"+addr+"/h2/json")
+	if !strings.Contains(out, "2000 succeeded") {
+		t.Fatalf("h2load did not complete every request:\n%s", out)
+	}
+	entries := a.WaitEntries(t, "http", 2000, 60*time.Second)
+	got := map[string]int{}
+	for _, e := range entries {
+		got[fmt.Sprintf("%s %s %d %s", e.Method, e.Path, e.Status, e.HttpVersion)]++
+	}
+	want := map[string]int{"GET /status/201 201 2": 1000, "GET /h2/json 200 2": 1000}
+	for k, n := range want {
+		if got[k] != n {
+			t.Errorf("%q: %d entries, want %d (all: %v)", k, got[k], n, got)
+		}
+	}
+	if len(entries) != 2000 {
+		t.Errorf("%d entries, want 2000: %v", len(entries), got)
+	}
+}

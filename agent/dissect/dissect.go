@@ -9,6 +9,7 @@ import (
 
 	"github.com/podwire/podwire/agent/dissect/dns"
 	"github.com/podwire/podwire/agent/dissect/http1"
+	"github.com/podwire/podwire/agent/dissect/http2"
 	"github.com/podwire/podwire/agent/dissect/redis"
 	"github.com/podwire/podwire/agent/entry"
 	"github.com/podwire/podwire/agent/tcp"
@@ -26,6 +27,7 @@ const sniffBudget = 32 << 20
 // Config holds the dissectors' settings.
 type Config struct {
 	HTTP1 http1.Config
+	HTTP2 http2.Config
 	Redis redis.Config
 	DNS   dns.Config
 }
@@ -37,6 +39,7 @@ type Stats struct {
 	OverBudget atomic.Uint64 // connections given up because sniffing held too much
 	Panics     atomic.Uint64 // connections dropped because their dissector panicked
 	HTTP1      http1.Stats
+	HTTP2      http2.Stats
 	Redis      redis.Stats
 	DNS        dns.Stats // DNS over TCP here; over UDP the pipeline's tracker
 }
@@ -77,6 +80,9 @@ type protocol struct {
 var protocols = []protocol{
 	{"http1", func(b []byte) verdict { return verdict(http1.Detect(b)) }, func(d *Dissectors, info *tcp.ConnInfo) tcp.Handler {
 		return http1.New(d.cfg.HTTP1, info, d.emit, &d.stats.HTTP1)
+	}},
+	{"http2", func(b []byte) verdict { return verdict(http2.Detect(b)) }, func(d *Dissectors, info *tcp.ConnInfo) tcp.Handler {
+		return http2.New(d.cfg.HTTP2, info, d.emit, &d.stats.HTTP2)
 	}},
 	{"redis", func(b []byte) verdict { return verdict(redis.Detect(b)) }, func(d *Dissectors, info *tcp.ConnInfo) tcp.Handler {
 		return redis.New(d.cfg.Redis, info, d.emit, &d.stats.Redis)

@@ -156,6 +156,9 @@ func (p *Pipeline) Counters() map[string]uint64 {
 	for k, v := range p.dnsStats.Snapshot() {
 		out["dns_udp_"+k] = v
 	}
+	for k, v := range ds.HTTP2.Snapshot() {
+		out["http2_"+k] = v
+	}
 	for k, v := range ds.Redis.Snapshot() {
 		out["redis_"+k] = v
 	}

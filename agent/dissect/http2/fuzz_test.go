@@ -1,0 +1,78 @@
+package http2
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/podwire/podwire/agent/entry"
+	"github.com/podwire/podwire/agent/tcp"
+)
+
+func seedConv() *conv {
+	v := newConv(true)
+	grpcCall(v, 1, "/shop.Cart/Get")
+	v.data(true, 1, true, grpcFrame(false, sampleMsg()))
+	v.get(3, "/x")
+	v.headers(false, 1, false, ":status", "200", "content-type", "application/grpc")
+	v.data(false, 1, false, grpcFrame(false, sampleMsg()))
+	v.headers(false, 3, false, ":status", "200")
+	v.data(false, 3, true, []byte("hello"))
+	v.headers(false, 1, true, "grpc-status", "0")
+	return v
+}
+
+func FuzzHTTP2(f *testing.F) {
+	v := seedConv()
+	var c2s, s2c []byte
+	for _, s := range v.steps {
+		if s.client {
+			c2s = append(c2s, s.data...)
+		} else {
+			s2c = append(s2c, s.data...)
+		}
+	}
+	f.Add(uint8(1), c2s, s2c, uint64(1))
+	f.Add(uint8(0), c2s[24:], s2c, uint64(2))
+	f.Fuzz(func(t *testing.T, role uint8, c2s, s2c []byte, seed uint64) {
+		cfg := Config{MaxBodyBytes: 64, MaxStreams: 4, MaxHeaderListBytes: 256, MaxGRPCMessages: 2}
+		st := new(Stats)
+		emit := func(e *entry.Entry) {
+			for _, m := range []*entry.Message{e.Request, e.Response} {
+				if m != nil && len(m.Body) > cfg.MaxBodyBytes {
+					t.Fatalf("body of %d bytes over the limit", len(m.Body))
+				}
+			}
+		}
+		h := New(cfg, &tcp.ConnInfo{Role: tcp.Role(role % 3)}, emit, st)
+		c := h.(*conn)
+		rng := rand.New(rand.NewPCG(seed, 0))
+		t0 := time.Unix(0, 0)
+		for i := 0; len(c2s)+len(s2c) > 0; i++ {
+			dir, b := tcp.Egress, &c2s
+			if len(c2s) == 0 || (len(s2c) > 0 && rng.IntN(2) == 0) {
+				dir, b = tcp.Ingress, &s2c
+			}
+			n := 1 + rng.IntN(len(*b))
+			at := t0.Add(time.Duration(i) * time.Millisecond)
+			if rng.IntN(16) == 0 {
+				h.Gap(dir, n, at)
+			} else {
+				h.Data(dir, (*b)[:n], at)
+			}
+			*b = (*b)[n:]
+			if len(c.streams) > cfg.MaxStreams {
+				t.Fatalf("%d streams open", len(c.streams))
+			}
+			for i := range c.h {
+				if cap(c.h[i].buf) > cfg.MaxHeaderListBytes+64 || cap(c.h[i].block) > 2*(cfg.MaxHeaderListBytes+64)+4096 {
+					t.Fatalf("buffers %d %d", cap(c.h[i].buf), cap(c.h[i].block))
+				}
+			}
+		}
+		h.End(tcp.EndFIN, t0)
+		if len(c.streams) != 0 {
+			t.Fatalf("streams left after End")
+		}
+	})
+}
