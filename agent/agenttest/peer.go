@@ -40,6 +40,11 @@ func PeerMain() {
 		err = httpHold(args[1])
 	case "raw":
 		err = raw(args[1])
+	case "grpc-server":
+		err = grpcServer(args[1])
+	case "grpc-client":
+		n, _ := strconv.Atoi(args[2])
+		err = grpcClient(args[1], n)
 	case "h2c-server":
 		err = h2cServer(args[1])
 	case "dns-server":

@@ -172,3 +172,63 @@ func TestH2loadAgainstH2cServer(t *testing.T) {
 		t.Errorf("%d entries, want 2000: %v", len(entries), got)
 	}
 }
+
+func TestGRPCUnaryAndStreamingRPCs(t *testing.T) {
+	agenttest.RequireRoot(t)
+	cg := agenttest.NewCgroup(t, "", agenttest.RandomName("podwire-test-"))
+	addr := fmt.Sprintf("127.0.0.1:%d", agenttest.FreePort(t))
+	startPeer(t, cg, "grpc-server "+addr)
+	agenttest.WaitListening(t, addr)
+	a := agenttest.StartAgent(t, daemon.Options{CgroupRoot: cg.Path})
+
+	// 100 rounds of 5 RPCs: 500 RPCs, 100 of them failing with NOT_FOUND.
+	cmd := cg.Peer(fmt.Sprintf("grpc-client %s 100", addr))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("grpc client: %v\n%s", err, out)
+	}
+	entries := a.WaitEntries(t, "grpc", 500, 60*time.Second)
+	type key struct {
+		method string
+		status int32
+		notes  string
+	}
+	got := map[key]int{}
+	for _, e := range entries {
+		notes := ""
+		for _, n := range e.Notes {
+			if strings.HasPrefix(n, "messages: ") {
+				notes = n
+			}
+		}
+		got[key{e.Method, e.Status, notes}]++
+		if e.Failed != (e.Status != 0) {
+			t.Errorf("%s status %d failed=%v", e.Method, e.Status, e.Failed)
+		}
+	}
+	want := map[key]int{
+		{"/podwire.test.Echo/Unary", 0, "messages: 1 sent, 1 received"}:        100,
+		{"/podwire.test.Echo/Unary", 5, "messages: 1 sent, 0 received"}:        100,
+		{"/podwire.test.Echo/ServerStream", 0, "messages: 1 sent, 3 received"}: 100,
+		{"/podwire.test.Echo/ClientStream", 0, "messages: 3 sent, 1 received"}: 100,
+		{"/podwire.test.Echo/Bidi", 0, "messages: 2 sent, 2 received"}:         100,
+	}
+	for k, n := range want {
+		if got[k] != n {
+			t.Errorf("%v: %d entries, want %d", k, got[k], n)
+		}
+	}
+	if len(entries) != 500 {
+		t.Errorf("%d gRPC entries, want 500: %v", len(entries), got)
+	}
+	// One failing call, opened: its message and the request's field tree.
+	failed := a.Query(t, `grpc && status == 5`, 1, 0)
+	if len(failed) == 1 {
+		e := a.Get(t, failed[0].Id)
+		if !strings.Contains(strings.Join(e.Notes, " "), "no such item") {
+			t.Errorf("NOT_FOUND entry notes %q lack the grpc-message", e.Notes)
+		}
+		if !strings.Contains(e.GetRequest().GetBody(), `1: "missing"`) {
+			t.Errorf("request body %q is not the decoded field tree", e.GetRequest().GetBody())
+		}
+	}
+}
