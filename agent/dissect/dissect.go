@@ -11,6 +11,7 @@ import (
 	"github.com/podwire/podwire/agent/dissect/http1"
 	"github.com/podwire/podwire/agent/dissect/http2"
 	"github.com/podwire/podwire/agent/dissect/redis"
+	"github.com/podwire/podwire/agent/dissect/sniff"
 	"github.com/podwire/podwire/agent/entry"
 	"github.com/podwire/podwire/agent/tcp"
 )
@@ -58,19 +59,10 @@ func New(cfg Config, emit func(*entry.Entry)) *Dissectors {
 	return &Dissectors{cfg: cfg, emit: emit, stats: &Stats{}}
 }
 
-// verdict is a detector's answer about a direction's first bytes.
-type verdict uint8
-
-const (
-	no verdict = iota
-	yes
-	needMore
-)
-
 // protocol is one dissector the sniffer can pick.
 type protocol struct {
 	name   string
-	detect func([]byte) verdict
+	detect func([]byte) sniff.Verdict
 	build  func(d *Dissectors, info *tcp.ConnInfo) tcp.Handler
 }
 
@@ -78,39 +70,39 @@ type protocol struct {
 // look alike first (an HTTP request line also reads as a Redis inline
 // command), binary ones last.
 var protocols = []protocol{
-	{"http1", func(b []byte) verdict { return verdict(http1.Detect(b)) }, func(d *Dissectors, info *tcp.ConnInfo) tcp.Handler {
+	{"http1", http1.Detect, func(d *Dissectors, info *tcp.ConnInfo) tcp.Handler {
 		return http1.New(d.cfg.HTTP1, info, d.emit, &d.stats.HTTP1)
 	}},
-	{"http2", func(b []byte) verdict { return verdict(http2.Detect(b)) }, func(d *Dissectors, info *tcp.ConnInfo) tcp.Handler {
+	{"http2", http2.Detect, func(d *Dissectors, info *tcp.ConnInfo) tcp.Handler {
 		return http2.New(d.cfg.HTTP2, info, d.emit, &d.stats.HTTP2)
 	}},
-	{"redis", func(b []byte) verdict { return verdict(redis.Detect(b)) }, func(d *Dissectors, info *tcp.ConnInfo) tcp.Handler {
+	{"redis", redis.Detect, func(d *Dissectors, info *tcp.ConnInfo) tcp.Handler {
 		return redis.New(d.cfg.Redis, info, d.emit, &d.stats.Redis)
 	}},
-	{"dns", func(b []byte) verdict { return verdict(dns.Detect(b, true)) }, func(d *Dissectors, info *tcp.ConnInfo) tcp.Handler {
+	{"dns", func(b []byte) sniff.Verdict { return dns.Detect(b, true) }, func(d *Dissectors, info *tcp.ConnInfo) tcp.Handler {
 		return dns.New(d.cfg.DNS, info, d.emit, &d.stats.DNS)
 	}},
 }
 
 // detect picks the protocol of b: the first that says yes, unless one
 // tried before it still needs more bytes to say.
-func detect(b []byte) (*protocol, verdict) {
+func detect(b []byte) (*protocol, sniff.Verdict) {
 	waiting := false
 	for i := range protocols {
 		switch protocols[i].detect(b) {
-		case yes:
+		case sniff.Yes:
 			if waiting {
-				return nil, needMore
+				return nil, sniff.NeedMore
 			}
-			return &protocols[i], yes
-		case needMore:
+			return &protocols[i], sniff.Yes
+		case sniff.NeedMore:
 			waiting = true
 		}
 	}
 	if waiting {
-		return nil, needMore
+		return nil, sniff.NeedMore
 	}
-	return nil, no
+	return nil, sniff.No
 }
 
 // Stats returns the live counters.
@@ -176,11 +168,11 @@ func (s *sniffer) Data(dir tcp.Dir, b []byte, t time.Time) {
 	// Fast path: the first segment decides on its own.
 	if len(s.buf[dir]) == 0 && len(s.buf[1-dir]) == 0 {
 		switch p, v := detect(b); v {
-		case yes:
+		case sniff.Yes:
 			s.start(p.build(s.d, s.info))
 			s.next.Data(dir, b, t)
 			return
-		case no:
+		case sniff.No:
 			s.give()
 			return
 		}
@@ -198,13 +190,13 @@ func (s *sniffer) Data(dir tcp.Dir, b []byte, t time.Time) {
 	s.d.held += int64(room)
 	s.buf[dir] = append(s.buf[dir], b[:room]...)
 	switch p, v := detect(s.buf[dir]); v {
-	case yes:
+	case sniff.Yes:
 		s.start(p.build(s.d, s.info))
 		s.replay()
 		if room < len(b) {
 			s.next.Data(dir, b[room:], t)
 		}
-	case no:
+	case sniff.No:
 		s.give()
 	default:
 		if len(s.buf[dir]) >= sniffBytes {

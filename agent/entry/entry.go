@@ -31,6 +31,11 @@ type Endpoint struct {
 	Process      string
 }
 
+// EndpointAt is the endpoint at an address, with no identity yet.
+func EndpointAt(ap netip.AddrPort) Endpoint {
+	return Endpoint{IP: ap.Addr(), Port: ap.Port()}
+}
+
 // Header is one header line; Name is lower-case.
 type Header struct {
 	Name  string

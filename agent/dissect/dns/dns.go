@@ -10,24 +10,22 @@
 package dns
 
 import (
-	"net/netip"
 	"strconv"
 	"sync/atomic"
 	"time"
 
+	"github.com/podwire/podwire/agent/dissect/sniff"
 	"github.com/podwire/podwire/agent/entry"
 )
 
-// Verdict is what Detect makes of some bytes.
-type Verdict uint8
+// Verdict is what Detect makes of a stream's first bytes.
+type Verdict = sniff.Verdict
 
+// Detect's answers.
 const (
-	// No: not a DNS message.
-	No Verdict = iota
-	// Yes: a plausible DNS message.
-	Yes
-	// NeedMore: the bytes so far are the start of a plausible message.
-	NeedMore
+	No       = sniff.No
+	Yes      = sniff.Yes
+	NeedMore = sniff.NeedMore
 )
 
 // Defaults for the zero Config.
@@ -169,10 +167,6 @@ type parser struct {
 	stats *Stats
 	buf   []byte // scratch for bodies
 	path  []byte // scratch for the first question's name
-}
-
-func endpoint(ap netip.AddrPort) entry.Endpoint {
-	return entry.Endpoint{IP: ap.Addr(), Port: ap.Port()}
 }
 
 // query parses a query into a new exchange; an error means the header

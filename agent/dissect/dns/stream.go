@@ -117,7 +117,7 @@ func (c *stream) message(dir tcp.Dir, msg []byte, t time.Time) {
 			c.stats.Malformed.Add(1)
 			return
 		}
-		local, remote := endpoint(c.info.Local), endpoint(c.info.Remote)
+		local, remote := entry.EndpointAt(c.info.Local), entry.EndpointAt(c.info.Remote)
 		if dir == tcp.Egress {
 			ex.e.Src, ex.e.Dst = local, remote
 		} else {

@@ -96,7 +96,7 @@ func (t *Tracker) query(src, dst netip.AddrPort, msg []byte, h *header, ts time.
 		t.stats.Malformed.Add(1)
 		return nil, nil
 	}
-	ex.e.Src, ex.e.Dst = endpoint(src), endpoint(dst)
+	ex.e.Src, ex.e.Dst = entry.EndpointAt(src), entry.EndpointAt(dst)
 	k := key{client: src, server: dst, id: h.id}
 	if old, ok := t.m[k]; ok && old.ex != nil {
 		// Asked again before the answer: the answer goes with the latest.

@@ -9,7 +9,6 @@ package http1
 
 import (
 	"bytes"
-	"net/netip"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -197,16 +196,12 @@ func New(cfg Config, info *tcp.ConnInfo, emit func(*entry.Entry), stats *Stats) 
 	return c
 }
 
-func endpoint(ap netip.AddrPort) entry.Endpoint {
-	return entry.Endpoint{IP: ap.Addr(), Port: ap.Port()}
-}
-
 // setRole records that direction reqDir carries the requests.
 func (c *conn) setRole(reqDir tcp.Dir) {
 	c.roleKnown = true
 	c.h[reqDir].req = true
 	c.h[reqDir^1].req = false
-	local, remote := endpoint(c.info.Local), endpoint(c.info.Remote)
+	local, remote := entry.EndpointAt(c.info.Local), entry.EndpointAt(c.info.Remote)
 	if reqDir == tcp.Egress {
 		c.src, c.dst = local, remote
 	} else {

@@ -4,30 +4,19 @@ import (
 	"bytes"
 	"time"
 
+	"github.com/podwire/podwire/agent/dissect/sniff"
 	"github.com/podwire/podwire/agent/tcp"
 )
 
 // Verdict is what Detect makes of a stream's first bytes.
-type Verdict uint8
+type Verdict = sniff.Verdict
 
+// Detect's answers.
 const (
-	// No: the bytes do not start an HTTP/1.x request or response.
-	No Verdict = iota
-	// Yes: they start one.
-	Yes
-	// NeedMore: too few bytes to say.
-	NeedMore
+	No       = sniff.No
+	Yes      = sniff.Yes
+	NeedMore = sniff.NeedMore
 )
-
-func (v Verdict) String() string {
-	switch v {
-	case Yes:
-		return "yes"
-	case NeedMore:
-		return "need-more"
-	}
-	return "no"
-}
 
 // detectMaxTarget is the longest request target Detect waits for.
 const detectMaxTarget = 8 << 10

@@ -9,38 +9,26 @@
 package http2
 
 import (
-	"net/netip"
 	"strconv"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/podwire/podwire/agent/dissect/sniff"
 	"github.com/podwire/podwire/agent/entry"
 	"github.com/podwire/podwire/agent/tcp"
 )
 
 // Verdict is what Detect makes of a stream's first bytes.
-type Verdict uint8
+type Verdict = sniff.Verdict
 
+// Detect's answers.
 const (
-	// No: the bytes do not start an HTTP/2 connection.
-	No Verdict = iota
-	// Yes: they start one.
-	Yes
-	// NeedMore: too few bytes to say.
-	NeedMore
+	No       = sniff.No
+	Yes      = sniff.Yes
+	NeedMore = sniff.NeedMore
 )
-
-func (v Verdict) String() string {
-	switch v {
-	case Yes:
-		return "yes"
-	case NeedMore:
-		return "need-more"
-	}
-	return "no"
-}
 
 const preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -269,10 +257,6 @@ func (c *conn) clientDir() int8 {
 		return int8(tcp.Ingress)
 	}
 	return c.client
-}
-
-func endpoint(ap netip.AddrPort) entry.Endpoint {
-	return entry.Endpoint{IP: ap.Addr(), Port: ap.Port()}
 }
 
 // Data implements tcp.Handler.

@@ -191,7 +191,7 @@ func (c *conn) finish(s *stream, t time.Time) {
 	e := &s.e
 	e.HTTPVersion = "2"
 	e.Protocol = entry.ProtoHTTP
-	local, remote := endpoint(c.info.Local), endpoint(c.info.Remote)
+	local, remote := entry.EndpointAt(c.info.Local), entry.EndpointAt(c.info.Remote)
 	reqDir := s.reqDir
 	if cd := c.clientDir(); cd >= 0 {
 		reqDir = tcp.Dir(cd)

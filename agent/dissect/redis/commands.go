@@ -1,28 +1,20 @@
 package redis
 
-import "strings"
+import (
+	"strings"
 
-// Verdict is what Detect makes of a stream's first bytes.
-type Verdict uint8
-
-const (
-	// No: the bytes do not start a Redis command.
-	No Verdict = iota
-	// Yes: they start one.
-	Yes
-	// NeedMore: too few bytes to say.
-	NeedMore
+	"github.com/podwire/podwire/agent/dissect/sniff"
 )
 
-func (v Verdict) String() string {
-	switch v {
-	case Yes:
-		return "yes"
-	case NeedMore:
-		return "need-more"
-	}
-	return "no"
-}
+// Verdict is what Detect makes of a stream's first bytes.
+type Verdict = sniff.Verdict
+
+// Detect's answers.
+const (
+	No       = sniff.No
+	Yes      = sniff.Yes
+	NeedMore = sniff.NeedMore
+)
 
 // cmdInfo describes a known command.
 type cmdInfo struct {

@@ -9,7 +9,6 @@
 package redis
 
 import (
-	"net/netip"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -172,16 +171,12 @@ func New(cfg Config, info *tcp.ConnInfo, emit func(*entry.Entry), stats *Stats) 
 	return c
 }
 
-func endpoint(ap netip.AddrPort) entry.Endpoint {
-	return entry.Endpoint{IP: ap.Addr(), Port: ap.Port()}
-}
-
 // setRole records that direction reqDir carries the commands.
 func (c *conn) setRole(reqDir tcp.Dir) {
 	c.roleKnown = true
 	c.h[reqDir].req = true
 	c.h[reqDir^1].req = false
-	local, remote := endpoint(c.info.Local), endpoint(c.info.Remote)
+	local, remote := entry.EndpointAt(c.info.Local), entry.EndpointAt(c.info.Remote)
 	if reqDir == tcp.Egress {
 		c.src, c.dst = local, remote
 	} else {
