@@ -22,8 +22,7 @@ import (
 // cg and returns their addresses; the python server serves files f0..f99.
 func startHTTPServers(t *testing.T, cg *agenttest.Cgroup) (goAddr, pyAddr string) {
 	t.Helper()
-	goAddr = fmt.Sprintf("127.0.0.1:%d", agenttest.FreePort(t))
-	startPeer(t, cg, "http-server "+goAddr)
+	goAddr = startServerPeer(t, cg, "http-server")
 	dir := t.TempDir()
 	for i := 0; i < 100; i++ {
 		os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%d", i)), []byte(fmt.Sprintf("file %d\n", i)), 0o644)
@@ -31,9 +30,18 @@ func startHTTPServers(t *testing.T, cg *agenttest.Cgroup) (goAddr, pyAddr string
 	pyPort := agenttest.FreePort(t)
 	pyAddr = fmt.Sprintf("127.0.0.1:%d", pyPort)
 	cg.Start(t, "python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", dir, strconv.Itoa(pyPort))
-	agenttest.WaitListening(t, goAddr)
 	agenttest.WaitListening(t, pyAddr)
 	return goAddr, pyAddr
+}
+
+// startServerPeer starts the peer role (a server) in cg on a free loopback
+// port and returns its address once it listens.
+func startServerPeer(t *testing.T, cg *agenttest.Cgroup, role string) string {
+	t.Helper()
+	addr := fmt.Sprintf("127.0.0.1:%d", agenttest.FreePort(t))
+	startPeer(t, cg, role+" "+addr)
+	agenttest.WaitListening(t, addr)
+	return addr
 }
 
 func startPeer(t *testing.T, cg *agenttest.Cgroup, role string) {

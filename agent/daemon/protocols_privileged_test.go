@@ -12,6 +12,16 @@ import (
 	"github.com/podwire/podwire/agent/daemon"
 )
 
+// startRedis starts redis-server in cg on a free loopback port, without
+// persistence, and returns the port once it listens.
+func startRedis(t *testing.T, cg *agenttest.Cgroup) int {
+	t.Helper()
+	port := agenttest.FreePort(t)
+	cg.Start(t, "redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	agenttest.WaitListening(t, fmt.Sprintf("127.0.0.1:%d", port))
+	return port
+}
+
 // commandStats reads redis-server's own count of calls per command.
 func commandStats(t *testing.T, cg *agenttest.Cgroup, port int) map[string]int {
 	t.Helper()
@@ -28,9 +38,7 @@ func commandStats(t *testing.T, cg *agenttest.Cgroup, port int) map[string]int {
 func TestRedisBenchmarkEveryCommandAnEntry(t *testing.T) {
 	agenttest.RequireRoot(t)
 	cg := agenttest.NewCgroup(t, "", agenttest.RandomName("podwire-test-"))
-	port := agenttest.FreePort(t)
-	cg.Start(t, "redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	agenttest.WaitListening(t, fmt.Sprintf("127.0.0.1:%d", port))
+	port := startRedis(t, cg)
 	a := agenttest.StartAgent(t, daemon.Options{CgroupRoot: cg.Path})
 
 	for _, pipeline := range []string{"1", "16"} {
@@ -67,9 +75,7 @@ func TestRedisBenchmarkEveryCommandAnEntry(t *testing.T) {
 func TestRedisPubSubMessages(t *testing.T) {
 	agenttest.RequireRoot(t)
 	cg := agenttest.NewCgroup(t, "", agenttest.RandomName("podwire-test-"))
-	port := agenttest.FreePort(t)
-	cg.Start(t, "redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	agenttest.WaitListening(t, fmt.Sprintf("127.0.0.1:%d", port))
+	port := startRedis(t, cg)
 	a := agenttest.StartAgent(t, daemon.Options{CgroupRoot: cg.Path})
 
 	cg.Start(t, "redis-cli", "-p", strconv.Itoa(port), "subscribe", "orders")
@@ -147,9 +153,7 @@ func TestDigAgainstLocalDNSServer(t *testing.T) {
 func TestH2loadAgainstH2cServer(t *testing.T) {
 	agenttest.RequireRoot(t)
 	cg := agenttest.NewCgroup(t, "", agenttest.RandomName("podwire-test-"))
-	addr := fmt.Sprintf("127.0.0.1:%d", agenttest.FreePort(t))
-	startPeer(t, cg, "h2c-server "+addr)
-	agenttest.WaitListening(t, addr)
+	addr := startServerPeer(t, cg, "h2c-server")
 	a := agenttest.StartAgent(t, daemon.Options{CgroupRoot: cg.Path})
 
 	// Two paths, so that the entries must carry the right one each.
@@ -176,9 +180,7 @@ func TestH2loadAgainstH2cServer(t *testing.T) {
 func TestGRPCUnaryAndStreamingRPCs(t *testing.T) {
 	agenttest.RequireRoot(t)
 	cg := agenttest.NewCgroup(t, "", agenttest.RandomName("podwire-test-"))
-	addr := fmt.Sprintf("127.0.0.1:%d", agenttest.FreePort(t))
-	startPeer(t, cg, "grpc-server "+addr)
-	agenttest.WaitListening(t, addr)
+	addr := startServerPeer(t, cg, "grpc-server")
 	a := agenttest.StartAgent(t, daemon.Options{CgroupRoot: cg.Path})
 
 	// 100 rounds of 5 RPCs: 500 RPCs, 100 of them failing with NOT_FOUND.
