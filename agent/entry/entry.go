@@ -18,10 +18,21 @@ const (
 	ProtoDNS   = "dns"
 )
 
-// Endpoint is one side of an exchange with the identity known at capture time.
+// Endpoint is one side of an exchange: its address and, when known, who
+// was there at capture time.
 type Endpoint struct {
-	IP           netip.Addr
-	Port         uint16
+	IP   netip.Addr
+	Port uint16
+	// Who is the identity at capture time, nil when none is known. An
+	// Identity is immutable and shared by every entry of the same pod (or
+	// process) incarnation, so an entry costs a pointer, not the names.
+	Who *Identity
+}
+
+// Identity names a pod (or a process outside any pod) as it was at some
+// moment. It is never changed once an entry points to it: a change makes a
+// new Identity, so old entries keep the names valid when they were taken.
+type Identity struct {
 	Pod          string
 	Namespace    string
 	Workload     string
@@ -29,6 +40,23 @@ type Endpoint struct {
 	Service      string
 	Node         string
 	Process      string
+}
+
+// noIdentity is what an Endpoint without one reads as.
+var noIdentity Identity
+
+// Ident returns the endpoint's identity, never nil: an empty one when none
+// is known.
+func (p *Endpoint) Ident() *Identity {
+	if p.Who == nil {
+		return &noIdentity
+	}
+	return p.Who
+}
+
+// Size is the memory the identity's strings hold.
+func (id *Identity) Size() int {
+	return int(unsafe.Sizeof(Identity{})) + len(id.Pod) + len(id.Namespace) + len(id.Workload) + len(id.WorkloadKind) + len(id.Service) + len(id.Node) + len(id.Process)
 }
 
 // EndpointAt is the endpoint at an address, with no identity yet.
@@ -139,16 +167,13 @@ const allocSlack = 96
 // the high side so that the store's bound is a bound on memory.
 func (e *Entry) Size() int {
 	n := entrySize + allocSlack + len(e.ID) + len(e.Protocol) + len(e.HTTPVersion) + len(e.Method) + len(e.Path) + len(e.Node)
-	n += e.Src.size() + e.Dst.size()
+	// Identities are shared by many entries and accounted for where they
+	// are kept (the identity cache), not per entry.
 	for _, s := range e.Notes {
 		n += 16 + len(s)
 	}
 	n += e.Request.size() + e.Response.size()
 	return n
-}
-
-func (p *Endpoint) size() int {
-	return len(p.Pod) + len(p.Namespace) + len(p.Workload) + len(p.WorkloadKind) + len(p.Service) + len(p.Node) + len(p.Process)
 }
 
 // size counts a header's text with its separators (": " and CRLF), as the

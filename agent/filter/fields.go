@@ -132,19 +132,19 @@ func buildFields() []field {
 		add(n+".port", cel.IntType, "TCP or UDP port of the "+who+".", n+`.port `+ex.port,
 			func(e *entry.Entry) ref.Val { return intVal(int64(ep(e).Port)) })
 		str(n+".pod", "Pod name of the "+who+".", n+`.pod.startsWith(`+ex.pod+`)`,
-			func(e *entry.Entry) string { return ep(e).Pod })
+			func(e *entry.Entry) string { return ep(e).Ident().Pod })
 		str(n+".namespace", "Namespace of the "+who+".", n+`.namespace == `+ex.ns,
-			func(e *entry.Entry) string { return ep(e).Namespace })
+			func(e *entry.Entry) string { return ep(e).Ident().Namespace })
 		str(n+".workload", "Workload (Deployment, StatefulSet, ...) name of the "+who+".", n+`.workload == `+ex.workload,
-			func(e *entry.Entry) string { return ep(e).Workload })
+			func(e *entry.Entry) string { return ep(e).Ident().Workload })
 		str(n+".workloadKind", "Workload kind of the "+who+": Deployment, StatefulSet, DaemonSet, ...", n+`.workloadKind == `+ex.kind,
-			func(e *entry.Entry) string { return ep(e).WorkloadKind })
+			func(e *entry.Entry) string { return ep(e).Ident().WorkloadKind })
 		str(n+".service", "Kubernetes Service of the "+who+".", n+`.service == `+ex.service,
-			func(e *entry.Entry) string { return ep(e).Service })
+			func(e *entry.Entry) string { return ep(e).Ident().Service })
 		str(n+".node", "Node the "+who+" runs on.", n+`.node == `+ex.node,
-			func(e *entry.Entry) string { return ep(e).Node })
+			func(e *entry.Entry) string { return ep(e).Ident().Node })
 		str(n+".process", "Process name (comm) of the "+who+", when known.", n+`.process == `+ex.process,
-			func(e *entry.Entry) string { return ep(e).Process })
+			func(e *entry.Entry) string { return ep(e).Ident().Process })
 	}
 
 	for _, side := range []struct {

@@ -18,8 +18,8 @@ var t0 = time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
 var (
 	httpErr = &entry.Entry{
 		ID: "n1-1", Node: "n1", Time: t0, Protocol: entry.ProtoHTTP, HTTPVersion: "1.1",
-		Src:    entry.Endpoint{IP: netip.MustParseAddr("10.0.0.1"), Port: 40000, Pod: "web-1", Namespace: "front", Process: "curl"},
-		Dst:    entry.Endpoint{IP: netip.MustParseAddr("10.0.0.2"), Port: 8080, Pod: "cart-1", Namespace: "shop", Workload: "cart", WorkloadKind: "Deployment", Service: "cart", Node: "n2"},
+		Src:    entry.Endpoint{IP: netip.MustParseAddr("10.0.0.1"), Port: 40000, Who: &entry.Identity{Pod: "web-1", Namespace: "front", Process: "curl"}},
+		Dst:    entry.Endpoint{IP: netip.MustParseAddr("10.0.0.2"), Port: 8080, Who: &entry.Identity{Pod: "cart-1", Namespace: "shop", Workload: "cart", WorkloadKind: "Deployment", Service: "cart", Node: "n2"}},
 		Method: "GET", Path: "/api/cart?id=1", Status: 503, Failed: true, Latency: 250 * time.Millisecond,
 		Request: &entry.Message{Headers: []entry.Header{
 			{Name: "host", Value: "cart"}, {Name: "user-agent", Value: "curl/8.5"},
@@ -31,14 +31,14 @@ var (
 	}
 	httpOK = &entry.Entry{
 		ID: "n1-2", Node: "n1", Time: t0.Add(time.Second), Protocol: entry.ProtoHTTP, HTTPVersion: "2",
-		Dst:    entry.Endpoint{Namespace: "shop", Port: 443},
+		Dst:    entry.Endpoint{Port: 443, Who: &entry.Identity{Namespace: "shop"}},
 		Method: "HEAD", Path: "/index.html", Status: 200, Latency: 10 * time.Millisecond,
 		Request:  &entry.Message{Headers: []entry.Header{{Name: "host", Value: "web"}}},
 		Response: &entry.Message{},
 	}
 	redisGet = &entry.Entry{
 		ID: "n2-7", Node: "n2", Time: t0, Protocol: entry.ProtoRedis,
-		Dst:    entry.Endpoint{Namespace: "shop", Port: 6379, Service: "redis"},
+		Dst:    entry.Endpoint{Port: 6379, Who: &entry.Identity{Namespace: "shop", Service: "redis"}},
 		Method: "GET", Path: "cart:1", Latency: time.Millisecond,
 		Request: &entry.Message{}, Incomplete: true,
 	}

@@ -84,15 +84,16 @@ func timestamp(t time.Time) *timestamppb.Timestamp {
 }
 
 func endpointToProto(p *entry.Endpoint) *podwirev1.Endpoint {
+	id := p.Ident()
 	out := &podwirev1.Endpoint{
 		Port:         uint32(p.Port),
-		Pod:          p.Pod,
-		Namespace:    p.Namespace,
-		Workload:     p.Workload,
-		WorkloadKind: p.WorkloadKind,
-		Service:      p.Service,
-		Node:         p.Node,
-		Process:      p.Process,
+		Pod:          id.Pod,
+		Namespace:    id.Namespace,
+		Workload:     id.Workload,
+		WorkloadKind: id.WorkloadKind,
+		Service:      id.Service,
+		Node:         id.Node,
+		Process:      id.Process,
 	}
 	if p.IP.IsValid() {
 		out.Ip = p.IP.Unmap().String()
@@ -105,9 +106,8 @@ func endpointFromProto(p *podwirev1.Endpoint) entry.Endpoint {
 		return entry.Endpoint{}
 	}
 	ip, _ := netip.ParseAddr(p.GetIp())
-	return entry.Endpoint{
-		IP:           ip,
-		Port:         uint16(p.GetPort()),
+	out := entry.Endpoint{IP: ip, Port: uint16(p.GetPort())}
+	id := entry.Identity{
 		Pod:          p.GetPod(),
 		Namespace:    p.GetNamespace(),
 		Workload:     p.GetWorkload(),
@@ -116,6 +116,10 @@ func endpointFromProto(p *podwirev1.Endpoint) entry.Endpoint {
 		Node:         p.GetNode(),
 		Process:      p.GetProcess(),
 	}
+	if id != (entry.Identity{}) {
+		out.Who = &id
+	}
+	return out
 }
 
 func messageToProto(m *entry.Message, maxBody int) *podwirev1.Message {

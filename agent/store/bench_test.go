@@ -15,8 +15,8 @@ func benchEntry(i int) *entry.Entry {
 	return &entry.Entry{
 		Time:     t0.Add(time.Duration(i)*time.Millisecond - time.Duration(i%5)*3*time.Millisecond),
 		Protocol: entry.ProtoHTTP, HTTPVersion: "1.1",
-		Src:    entry.Endpoint{IP: netip.MustParseAddr("10.0.0.1"), Port: 40000, Pod: "web-1", Namespace: "front", Workload: "web"},
-		Dst:    entry.Endpoint{IP: netip.MustParseAddr("10.0.0.2"), Port: 8080, Pod: "cart-1", Namespace: "shop", Workload: "cart"},
+		Src:    entry.Endpoint{IP: netip.MustParseAddr("10.0.0.1"), Port: 40000, Who: &entry.Identity{Pod: "web-1", Namespace: "front", Workload: "web"}},
+		Dst:    entry.Endpoint{IP: netip.MustParseAddr("10.0.0.2"), Port: 8080, Who: &entry.Identity{Pod: "cart-1", Namespace: "shop", Workload: "cart"}},
 		Method: "GET", Path: "/api/cart", Status: int32(200 + 300*(i%100/99)), Latency: time.Millisecond,
 		Request:  &entry.Message{Headers: []entry.Header{{Name: "host", Value: "cart"}, {Name: "user-agent", Value: "curl/8.5"}}},
 		Response: &entry.Message{Headers: []entry.Header{{Name: "content-type", Value: "application/json"}}, Body: make([]byte, 512)},
