@@ -49,6 +49,8 @@ func PeerMain() {
 		err = h2cServer(args[1])
 	case "dns-server":
 		err = dnsServer(args[1])
+	case "greet-server":
+		err = greetServer(args[1])
 	default:
 		err = fmt.Errorf("unknown peer %q", args[0])
 	}
@@ -185,6 +187,44 @@ func raw(addr string) error {
 	c.(*net.TCPConn).CloseWrite()
 	_, err = io.Copy(os.Stdout, c)
 	return err
+}
+
+// GreetingBytes is what greet-server sends first on each connection: 1 KiB
+// of a binary protocol no dissector knows.
+var GreetingBytes = func() []byte {
+	b := make([]byte, 1024)
+	for i := range b {
+		b[i] = byte(0xf0 ^ i)
+	}
+	return b
+}()
+
+// greetServer speaks a made-up binary protocol at addr: on each connection
+// it sends GreetingBytes, reads until the client closes its side, and
+// answers with the number of bytes read as 8 bytes, big-endian.
+func greetServer(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		go func() {
+			defer c.Close()
+			if _, err := c.Write(GreetingBytes); err != nil {
+				return
+			}
+			n, _ := io.Copy(io.Discard, c)
+			var out [8]byte
+			for i := range out {
+				out[7-i] = byte(n >> (8 * i))
+			}
+			c.Write(out[:])
+		}()
+	}
 }
 
 // dnsServer answers DNS queries over UDP at addr: A and AAAA for names under

@@ -39,10 +39,15 @@ type Stats struct {
 	Undetected atomic.Uint64 // connections of no known protocol
 	OverBudget atomic.Uint64 // connections given up because sniffing held too much
 	Panics     atomic.Uint64 // connections dropped because their dissector panicked
-	HTTP1      http1.Stats
-	HTTP2      http2.Stats
-	Redis      redis.Stats
-	DNS        dns.Stats // DNS over TCP here; over UDP the pipeline's tracker
+	// ConnRecords counts connections of no known protocol reported as one
+	// record each (bytes each way, duration); Refused those of them whose
+	// SYN was answered by a reset.
+	ConnRecords atomic.Uint64
+	Refused     atomic.Uint64
+	HTTP1       http1.Stats
+	HTTP2       http2.Stats
+	Redis       redis.Stats
+	DNS         dns.Stats // DNS over TCP here; over UDP the pipeline's tracker
 }
 
 // Dissectors builds a dissector for each new connection.
@@ -129,6 +134,9 @@ type sniffer struct {
 	buf    [2][]byte
 	ts     [2]time.Time
 	order  []tcp.Dir // order in which the directions first sent bytes
+	// u follows the connection while no dissector has it, for its
+	// connection record.
+	u *unknown
 	// retries left for a connection picked up mid-stream, whose first
 	// bytes may be the middle of a message: each later segment start is
 	// another chance to find a message start.
@@ -156,6 +164,21 @@ func (s *sniffer) Data(dir tcp.Dir, b []byte, t time.Time) {
 		s.next.Data(dir, b, t)
 		return
 	}
+	// Fast path: the first segment decides on its own.
+	fresh := len(s.buf[dir]) == 0 && len(s.buf[1-dir]) == 0
+	v := sniff.NeedMore
+	if fresh && !s.failed {
+		var p *protocol
+		if p, v = detect(b); v == sniff.Yes {
+			s.start(p.build(s.d, s.info))
+			s.next.Data(dir, b, t)
+			return
+		}
+	}
+	if s.u == nil {
+		s.u = new(unknown)
+	}
+	s.u.see(dir, len(b), b, t)
 	if s.failed {
 		return
 	}
@@ -165,17 +188,9 @@ func (s *sniffer) Data(dir tcp.Dir, b []byte, t time.Time) {
 			s.order = append(s.order, dir)
 		}
 	}
-	// Fast path: the first segment decides on its own.
-	if len(s.buf[dir]) == 0 && len(s.buf[1-dir]) == 0 {
-		switch p, v := detect(b); v {
-		case sniff.Yes:
-			s.start(p.build(s.d, s.info))
-			s.next.Data(dir, b, t)
-			return
-		case sniff.No:
-			s.give()
-			return
-		}
+	if v == sniff.No {
+		s.give()
+		return
 	}
 	room := sniffBytes - len(s.buf[dir])
 	if room > len(b) {
@@ -208,6 +223,7 @@ func (s *sniffer) Data(dir tcp.Dir, b []byte, t time.Time) {
 func (s *sniffer) start(h tcp.Handler) {
 	s.d.stats.Detected.Add(1)
 	s.next = h
+	s.u = nil
 }
 
 func (s *sniffer) replay() {
@@ -242,6 +258,10 @@ func (s *sniffer) Gap(dir tcp.Dir, n int, t time.Time) {
 		s.next.Gap(dir, n, t)
 		return
 	}
+	if s.u == nil {
+		s.u = new(unknown)
+	}
+	s.u.see(dir, n, nil, t)
 	// A gap before detection: what was buffered in that direction no
 	// longer leads to the next bytes; start over from them.
 	if len(s.buf[dir]) > 0 {
@@ -261,4 +281,16 @@ func (s *sniffer) End(reason tcp.EndReason, t time.Time) {
 		s.d.stats.Undetected.Add(1)
 	}
 	s.drop()
+	u := s.u
+	if u == nil {
+		u = &unknown{}
+	}
+	if e, ok := u.record(s.info, reason, t); ok {
+		if e.Failed {
+			s.d.stats.Refused.Add(1)
+		}
+		s.d.stats.ConnRecords.Add(1)
+		s.d.emit(e)
+	}
+	s.u = nil
 }

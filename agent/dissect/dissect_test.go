@@ -67,7 +67,9 @@ func TestSniffer(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []string
 			d := New(Config{}, func(e *entry.Entry) {
-				got = append(got, e.Method+" "+e.Path+" "+strconv.Itoa(int(e.Status)))
+				if e.Protocol != entry.ProtoTCP { // connection records: TestConnRecords
+					got = append(got, e.Method+" "+e.Path+" "+strconv.Itoa(int(e.Status)))
+				}
 			})
 			info := &tcp.ConnInfo{ID: 1, Role: tc.role,
 				Local:  netip.MustParseAddrPort("198.18.0.1:40000"),
@@ -104,7 +106,12 @@ func FuzzSniffer(f *testing.F) {
 	f.Add([]byte("\x16\x03\x01garbage"), []byte("more garbage"), uint8(3), uint8(1))
 	f.Add([]byte("GET /"+strings.Repeat("a", 9000)+" HTTP/1.1\r\n\r\n"), []byte("HTTP/1.1 204 No Content\r\n\r\n"), uint8(200), uint8(2))
 	f.Fuzz(func(t *testing.T, up, down []byte, split, role uint8) {
-		d := New(Config{}, func(*entry.Entry) {})
+		records := 0
+		d := New(Config{}, func(e *entry.Entry) {
+			if e.Protocol == entry.ProtoTCP {
+				records++
+			}
+		})
 		info := &tcp.ConnInfo{ID: 1, Role: tcp.Role(role % 3),
 			Local:  netip.MustParseAddrPort("198.18.0.1:40000"),
 			Remote: netip.MustParseAddrPort("198.18.0.2:80")}
@@ -128,6 +135,9 @@ func FuzzSniffer(f *testing.F) {
 		h.End(tcp.EndRST, now)
 		if d.held != 0 {
 			t.Fatalf("%d sniffed bytes held after the end", d.held)
+		}
+		if records > 1 {
+			t.Fatalf("%d connection records for one connection", records)
 		}
 	})
 }

@@ -16,6 +16,9 @@ const (
 	ProtoGRPC  = "grpc"
 	ProtoRedis = "redis"
 	ProtoDNS   = "dns"
+	// ProtoTCP is a connection no dissector understood, as one record:
+	// bytes each way, duration, how it ended.
+	ProtoTCP = "tcp"
 )
 
 // Endpoint is one side of an exchange: its address and, when known, who

@@ -84,7 +84,7 @@ func buildFields() []field {
 		func(e *entry.Entry) ref.Val { return types.Timestamp{Time: e.Time} })
 	str("node", "Node that captured the entry.", `node == "worker-1"`,
 		func(e *entry.Entry) string { return e.Node })
-	str("protocol", `Protocol: "http", "grpc", "redis", "dns", ...`, `protocol == "grpc"`,
+	str("protocol", `Protocol: "http", "grpc", "redis", "dns"; "tcp" for a connection of no known protocol, as one record.`, `protocol == "grpc"`,
 		func(e *entry.Entry) string { return e.Protocol })
 	str("httpVersion", `HTTP version: "1.0", "1.1" or "2"; empty for other protocols.`, `httpVersion == "2"`,
 		func(e *entry.Entry) string { return e.HTTPVersion })

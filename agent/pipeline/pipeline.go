@@ -145,6 +145,8 @@ func (p *Pipeline) Counters() map[string]uint64 {
 	ds := p.dis.Stats()
 	out["conns_detected"] = ds.Detected.Load()
 	out["conns_undetected"] = ds.Undetected.Load()
+	out["conn_records"] = ds.ConnRecords.Load()
+	out["conns_refused"] = ds.Refused.Load()
 	out["conns_sniff_over_budget"] = ds.OverBudget.Load()
 	out["dissector_panics"] = ds.Panics.Load()
 	for k, v := range ds.HTTP1.Snapshot() {

@@ -367,6 +367,9 @@ func (a *Assembler) segment(c *conn, s *Segment) {
 	missing := min(max(s.Missing, 0), maxMissing)
 	fin := s.Flags&FlagFIN != 0
 	if s.Flags&FlagSYN != 0 {
+		if s.Flags&FlagACK != 0 {
+			c.info.SynAck = true
+		}
 		if !st.synSeen {
 			st.synSeen = true
 			st.isn = s.Seq

@@ -85,6 +85,9 @@ type ConnInfo struct {
 	// after the first segment sets it after the Factory call.
 	Role      Role
 	FirstSeen time.Time
+	// SynAck is set once a SYN-ACK was seen: a connection whose SYN was
+	// answered only by a RST was refused.
+	SynAck bool
 }
 
 // EndReason says why a connection ended.
