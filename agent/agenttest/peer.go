@@ -2,6 +2,7 @@ package agenttest
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -49,6 +50,8 @@ func PeerMain() {
 		err = h2cServer(args[1])
 	case "dns-server":
 		err = dnsServer(args[1])
+	case "h2c-hold":
+		err = h2cHold(args[1])
 	case "greet-server":
 		err = greetServer(args[1])
 	default:
@@ -187,6 +190,39 @@ func raw(addr string) error {
 	c.(*net.TCPConn).CloseWrite()
 	_, err = io.Copy(os.Stdout, c)
 	return err
+}
+
+// h2cHold keeps one HTTP/2 cleartext (prior knowledge) connection to addr
+// and sends a GET of each path read from stdin on it, printing
+// "ok <status>" after each response.
+func h2cHold(addr string) error {
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	conns := 0
+	tr := &http.Transport{Protocols: &p, MaxConnsPerHost: 1,
+		DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
+			conns++
+			if conns > 1 {
+				return nil, fmt.Errorf("a second connection: the held one was lost")
+			}
+			var d net.Dialer
+			return d.DialContext(ctx, network, a)
+		}}
+	cl := &http.Client{Transport: tr}
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		resp, err := cl.Get("http://" + addr + strings.TrimSpace(in.Text()))
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.ProtoMajor != 2 {
+			return fmt.Errorf("got %s, want HTTP/2", resp.Proto)
+		}
+		fmt.Printf("ok %d\n", resp.StatusCode)
+	}
+	return nil
 }
 
 // GreetingBytes is what greet-server sends first on each connection: 1 KiB

@@ -1,6 +1,8 @@
 package daemon_test
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -232,5 +234,72 @@ func TestGRPCUnaryAndStreamingRPCs(t *testing.T) {
 		if !strings.Contains(e.GetRequest().GetBody(), `1: "missing"`) {
 			t.Errorf("request body %q is not the decoded field tree", e.GetRequest().GetBody())
 		}
+	}
+}
+
+// TestHTTP2ConnectionOpenedBeforeAgent: an HTTP/2 connection whose preface,
+// SETTINGS and first header blocks went by before the agent started still
+// gives entries for its later streams, with the right path and status.
+func TestHTTP2ConnectionOpenedBeforeAgent(t *testing.T) {
+	agenttest.RequireRoot(t)
+	cg := agenttest.NewCgroup(t, "", agenttest.RandomName("podwire-test-"))
+	addr := startServerPeer(t, cg, "h2c-server")
+
+	hold := cg.Peer("h2c-hold " + addr)
+	stdin, _ := hold.StdinPipe()
+	stdout, _ := hold.StdoutPipe()
+	var stderr bytes.Buffer
+	hold.Stderr = &stderr
+	if err := hold.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Wait()
+	defer stdin.Close()
+	rd := bufio.NewReader(stdout)
+	step := func(path string) {
+		t.Helper()
+		fmt.Fprintln(stdin, path)
+		line, err := rd.ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, "ok ") {
+			t.Fatalf("held HTTP/2 connection, %s: %v %q %s", path, err, line, stderr.String())
+		}
+	}
+	// Before the agent: the preface, both SETTINGS, and header blocks that
+	// fill both HPACK dynamic tables.
+	step("/before-agent")
+	step("/status/202")
+
+	a := agenttest.StartAgent(t, daemon.Options{CgroupRoot: cg.Path})
+	want := map[string]int32{}
+	for i := range 5 {
+		p := fmt.Sprintf("/after-agent/%d", i)
+		step(p)
+		want[p] = 200
+	}
+	step("/status/201")
+	want["/status/201"] = 201
+	entries := a.WaitEntries(t, "http", len(want), 30*time.Second)
+	got := map[string]int32{}
+	for _, e := range entries {
+		got[e.Path] = e.Status
+		// Header fields indexed in the missed part of the HPACK tables
+		// are unknown: the entry says so.
+		if !e.Incomplete || !strings.Contains(fmt.Sprint(e.Notes), "mid-connection") {
+			t.Errorf("%s: incomplete=%v notes %q, want incomplete with a mid-connection note", e.Path, e.Incomplete, e.Notes)
+		}
+		if e.HttpVersion != "2" || e.Method != "GET" {
+			t.Errorf("%s: version %q method %q, want 2 and GET", e.Path, e.HttpVersion, e.Method)
+		}
+		if fmt.Sprint(e.GetDst().GetPort()) != strings.Split(addr, ":")[1] {
+			t.Errorf("%s: roles wrong: src %v dst %v", e.Path, e.Src, e.Dst)
+		}
+	}
+	for p, s := range want {
+		if got[p] != s {
+			t.Errorf("%s: status %d, want %d (entries: %v)", p, got[p], s, got)
+		}
+	}
+	if len(entries) != len(want) {
+		t.Errorf("%d entries, want %d: %v", len(entries), len(want), got)
 	}
 }

@@ -69,6 +69,9 @@ type protocol struct {
 	name   string
 	detect func([]byte) sniff.Verdict
 	build  func(d *Dissectors, info *tcp.ConnInfo) tcp.Handler
+	// midOnly: tried only on connections picked up mid-stream, whose
+	// start (a preface, a greeting) was missed.
+	midOnly bool
 }
 
 // protocols in the order they are tried: text protocols whose starts can
@@ -77,23 +80,30 @@ type protocol struct {
 var protocols = []protocol{
 	{"http1", http1.Detect, func(d *Dissectors, info *tcp.ConnInfo) tcp.Handler {
 		return http1.New(d.cfg.HTTP1, info, d.emit, &d.stats.HTTP1)
-	}},
+	}, false},
 	{"http2", http2.Detect, func(d *Dissectors, info *tcp.ConnInfo) tcp.Handler {
 		return http2.New(d.cfg.HTTP2, info, d.emit, &d.stats.HTTP2)
-	}},
+	}, false},
 	{"redis", redis.Detect, func(d *Dissectors, info *tcp.ConnInfo) tcp.Handler {
 		return redis.New(d.cfg.Redis, info, d.emit, &d.stats.Redis)
-	}},
+	}, false},
 	{"dns", func(b []byte) sniff.Verdict { return dns.Detect(b, true) }, func(d *Dissectors, info *tcp.ConnInfo) tcp.Handler {
 		return dns.New(d.cfg.DNS, info, d.emit, &d.stats.DNS)
-	}},
+	}, false},
+	// HTTP/2 frames without a preface: a connection opened before capture.
+	{"http2", http2.DetectFrames, func(d *Dissectors, info *tcp.ConnInfo) tcp.Handler {
+		return http2.New(d.cfg.HTTP2, info, d.emit, &d.stats.HTTP2)
+	}, true},
 }
 
 // detect picks the protocol of b: the first that says yes, unless one
 // tried before it still needs more bytes to say.
-func detect(b []byte) (*protocol, sniff.Verdict) {
+func detect(b []byte, mid bool) (*protocol, sniff.Verdict) {
 	waiting := false
 	for i := range protocols {
+		if protocols[i].midOnly && !mid {
+			continue
+		}
 		switch protocols[i].detect(b) {
 		case sniff.Yes:
 			if waiting {
@@ -169,7 +179,7 @@ func (s *sniffer) Data(dir tcp.Dir, b []byte, t time.Time) {
 	v := sniff.NeedMore
 	if fresh && !s.failed {
 		var p *protocol
-		if p, v = detect(b); v == sniff.Yes {
+		if p, v = detect(b, s.mid()); v == sniff.Yes {
 			s.start(p.build(s.d, s.info))
 			s.next.Data(dir, b, t)
 			return
@@ -204,7 +214,7 @@ func (s *sniffer) Data(dir tcp.Dir, b []byte, t time.Time) {
 	}
 	s.d.held += int64(room)
 	s.buf[dir] = append(s.buf[dir], b[:room]...)
-	switch p, v := detect(s.buf[dir]); v {
+	switch p, v := detect(s.buf[dir], s.mid()); v {
 	case sniff.Yes:
 		s.start(p.build(s.d, s.info))
 		s.replay()
@@ -219,6 +229,9 @@ func (s *sniffer) Data(dir tcp.Dir, b []byte, t time.Time) {
 		}
 	}
 }
+
+// mid tells whether the connection was picked up mid-stream.
+func (s *sniffer) mid() bool { return s.info.Role == tcp.RoleUnknown }
 
 func (s *sniffer) start(h tcp.Handler) {
 	s.d.stats.Detected.Add(1)
