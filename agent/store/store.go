@@ -1,13 +1,18 @@
 // Package store keeps a bounded, time-indexed history of entries on one node
 // and fans new entries out to live watchers.
 //
-// Entries are evicted oldest-first by insertion once their total Size passes
+// Entries are kept packed (entry.AppendPacked) in large pointer-free blocks
+// filled in insertion order, so the garbage collector has a few blocks to
+// mark instead of every string and slice of every entry; reads unpack.
+// Entries are evicted oldest-first by insertion, and a block is freed when
+// its last entry goes, until the memory held (blocks and index) is within
 // the byte bound. Queries walk a time index newest-first; because an entry is
 // emitted when its response completes, entries arrive roughly but not exactly
 // in order of Time, and the index is kept sorted regardless.
 package store
 
 import (
+	"bytes"
 	"math"
 	"sort"
 	"strconv"
@@ -42,8 +47,8 @@ const (
 type Config struct {
 	// Node prefixes entry ids and fills empty Entry.Node; DefaultNode if "".
 	Node string
-	// MaxBytes bounds the sum of Entry.Size over stored entries;
-	// DefaultMaxBytes if <= 0.
+	// MaxBytes bounds the memory the stored entries take (packed, with
+	// their index); DefaultMaxBytes if <= 0.
 	MaxBytes int64
 	// WatchBuffer is each watcher's channel capacity; DefaultWatchBuffer if
 	// <= 0.
@@ -67,10 +72,11 @@ type Query struct {
 
 // Stats are the store's counters.
 type Stats struct {
-	// Entries and Bytes are what the store holds now.
+	// Entries is how many entries the store holds now, Bytes the memory
+	// they take: the blocks holding them packed, and their index.
 	Entries, Bytes uint64
-	// Added counts every Add; Evicted and EvictedBytes what was dropped to
-	// keep the bound.
+	// Added counts every Add; Evicted and EvictedBytes (packed, with
+	// index) what was dropped to keep the bound.
 	Added, Evicted, EvictedBytes uint64
 	// WatchDropped counts entries not delivered to full watchers.
 	WatchDropped uint64
@@ -88,9 +94,9 @@ type key struct {
 
 func (a key) less(b key) bool { return a.t < b.t || a.t == b.t && a.seq < b.seq }
 
+// item is a time-index slot; the entry is found by its sequence number.
 type item struct {
 	key
-	e *entry.Entry
 }
 
 // chunk is a run of the time index, sorted by key. Chunks in Store.chunks
@@ -100,12 +106,28 @@ type chunk struct {
 	items []item
 }
 
-// record is an entry in insertion order.
+// record is an entry in insertion order: where its packed form lies.
 type record struct {
 	key
-	e    *entry.Entry
-	size int64
+	blk uint64 // absolute block number
+	off uint32
+	n   uint32
 }
+
+// indexBytes is what each entry costs beyond its packed form: its record,
+// its time-index item, and the slack of the slices holding them.
+const indexBytes = 64
+
+// Block sizes: a store's blocks are MaxBytes/blockFraction, within bounds;
+// an entry larger than a block gets one of its own.
+const (
+	blockFraction = 64
+	minBlock      = 256
+	maxBlock      = 1 << 20
+	// maxFree freed blocks are kept for reuse: at steady state each new
+	// block replaces an evicted one.
+	maxFree = 2
+)
 
 // Store is a bounded entry store. It is safe for concurrent use by one
 // writer (Add) and many readers.
@@ -123,6 +145,15 @@ type Store struct {
 	head    int
 	nextSeq uint64
 	chunks  []*chunk
+	// blocks[i] is block number base+i; the last one is being filled.
+	// Freed blocks are reused (fresh memory costs page faults); readers
+	// therefore copy what they unpack while holding mu.
+	blocks    [][]byte
+	base      uint64
+	blockSize int
+	free      [][]byte
+	scratch   []byte
+	// bytes is the memory held: block capacities and indexBytes per entry.
 	bytes   int64
 	added   uint64
 	evicted uint64
@@ -155,19 +186,21 @@ func New(cfg Config) *Store {
 		cfg.WatchBytes = DefaultWatchBytes
 	}
 	return &Store{
-		node:     cfg.Node,
-		prefix:   cfg.Node + "-" + runID() + "-",
-		maxBytes: cfg.MaxBytes,
-		wbuf:     cfg.WatchBuffer,
-		wbytes:   cfg.WatchBytes,
-		nextSeq:  1,
+		node:      cfg.Node,
+		prefix:    cfg.Node + "-" + runID() + "-",
+		maxBytes:  cfg.MaxBytes,
+		blockSize: int(min(max(cfg.MaxBytes/blockFraction, minBlock), maxBlock)),
+		wbuf:      cfg.WatchBuffer,
+		wbytes:    cfg.WatchBytes,
+		nextSeq:   1,
 	}
 }
 
-// Add stores e, giving it the next id ("<node>-<run>-<sequence>", run telling restarts apart) and the store's
-// node when e.Node is empty, evicts the oldest entries until the bound
-// holds, and hands e to matching watchers without blocking. e must not
-// change after Add.
+// Add stores e, giving it the next id ("<node>-<run>-<sequence>", run
+// telling restarts apart) and the store's node when e.Node is empty, evicts
+// the oldest entries until the bound holds, and hands e to matching
+// watchers without blocking. e must not change after Add; the store keeps
+// a packed copy, so e itself is the watchers' alone.
 func (s *Store) Add(e *entry.Entry) {
 	s.mu.Lock()
 	seq := s.nextSeq
@@ -176,21 +209,40 @@ func (s *Store) Add(e *entry.Entry) {
 	if e.Node == "" {
 		e.Node = s.node
 	}
+	s.scratch = entry.AppendPacked(s.scratch[:0], e)
+	n := len(s.scratch)
+	last := len(s.blocks) - 1
+	if last < 0 || cap(s.blocks[last])-len(s.blocks[last]) < n {
+		var b []byte
+		if k := len(s.free); k > 0 && n <= s.blockSize {
+			b, s.free = s.free[k-1], s.free[:k-1]
+		} else {
+			b = make([]byte, 0, max(s.blockSize, n))
+		}
+		s.blocks = append(s.blocks, b)
+		last++
+		s.bytes += int64(cap(s.blocks[last]))
+	}
+	off := len(s.blocks[last])
+	s.blocks[last] = append(s.blocks[last], s.scratch...)
 	k := key{t: nanos(e.Time), seq: seq}
-	size := int64(e.Size())
-	s.fifo = append(s.fifo, record{key: k, e: e, size: size})
-	s.insert(item{key: k, e: e})
-	s.bytes += size
+	s.fifo = append(s.fifo, record{key: k, blk: s.base + uint64(last), off: uint32(off), n: uint32(n)})
+	s.insert(item{key: k})
+	s.bytes += indexBytes
 	s.added++
 	for s.bytes > s.maxBytes && s.head < len(s.fifo) {
 		s.evictOldest()
+	}
+	if cap(s.scratch) > 4*s.blockSize {
+		s.scratch = nil // one huge entry: don't keep its buffer
 	}
 	s.mu.Unlock()
 
 	s.fanout(e)
 }
 
-// evictOldest drops the first entry in insertion order.
+// evictOldest drops the first entry in insertion order, and the blocks no
+// stored entry lies in any more.
 func (s *Store) evictOldest() {
 	r := s.fifo[s.head]
 	s.fifo[s.head] = record{}
@@ -203,9 +255,45 @@ func (s *Store) evictOldest() {
 		s.fifo, s.head = s.fifo[:n], 0
 	}
 	s.remove(r.key)
-	s.bytes -= r.size
+	s.bytes -= indexBytes
 	s.evicted++
-	s.evBytes += uint64(r.size)
+	s.evBytes += uint64(r.n) + indexBytes
+	// Blocks before the oldest stored entry's are free; with nothing
+	// stored, all are.
+	keep := s.base + uint64(len(s.blocks))
+	if s.head < len(s.fifo) {
+		keep = s.fifo[s.head].blk
+	}
+	for s.base < keep {
+		b := s.blocks[0]
+		s.bytes -= int64(cap(b))
+		if cap(b) == s.blockSize && len(s.free) < maxFree {
+			s.free = append(s.free, b[:0])
+		}
+		s.blocks[0] = nil
+		s.blocks = s.blocks[1:]
+		s.base++
+	}
+	if len(s.blocks) == 0 {
+		s.blocks = nil
+	}
+}
+
+// packed returns the packed form of the stored record r; s.mu must be held
+// while it is read, since its block is reused once evicted.
+func (s *Store) packed(r *record) []byte {
+	b := s.blocks[r.blk-s.base]
+	return b[r.off : r.off+r.n : r.off+r.n]
+}
+
+// unpack decodes a copy of a packed entry of this store's; the store wrote
+// it, so an error is a bug, not bad input.
+func unpack(b []byte) *entry.Entry {
+	e, err := entry.Unpack(b)
+	if err != nil {
+		panic("store: " + err.Error())
+	}
+	return e
 }
 
 // insert puts it into the time index. Most entries go to the end of the
@@ -334,13 +422,15 @@ func (s *Store) Get(id string) (*entry.Entry, bool) {
 		return nil, false
 	}
 	s.mu.RLock()
-	defer s.mu.RUnlock()
 	count := uint64(len(s.fifo) - s.head)
 	first := s.nextSeq - count
 	if seq < first || seq >= s.nextSeq {
+		s.mu.RUnlock()
 		return nil, false
 	}
-	e := s.fifo[s.head+int(seq-first)].e
+	b := bytes.Clone(s.packed(&s.fifo[s.head+int(seq-first)]))
+	s.mu.RUnlock()
+	e := unpack(b)
 	if e.ID != id {
 		return nil, false // "n-007" is not "n-7"
 	}
@@ -365,11 +455,12 @@ func (s *Store) Query(q Query, fn func(*entry.Entry) bool) {
 	if !q.From.IsZero() {
 		lower = nanos(q.From)
 	}
-	var buf [queryBatch]*entry.Entry
+	var buf [queryBatch][]byte
 	sent := 0
 	for {
 		n, next, more := s.collect(upper, lower, buf[:])
-		for _, e := range buf[:n] {
+		for _, b := range buf[:n] {
+			e := unpack(b)
 			if q.Match != nil && !q.Match(e) {
 				continue
 			}
@@ -387,12 +478,14 @@ func (s *Store) Query(q Query, fn func(*entry.Entry) bool) {
 	}
 }
 
-// collect copies into buf, newest first, the entries with keys below upper
-// and Time at or after lower. more tells whether older ones may remain; next
-// is where to continue.
-func (s *Store) collect(upper key, lower int64, buf []*entry.Entry) (n int, next key, more bool) {
+// collect copies into buf, newest first, the packed entries with keys below
+// upper and Time at or after lower, each a copy the caller owns. more tells
+// whether older ones may remain; next is where to continue.
+func (s *Store) collect(upper key, lower int64, buf [][]byte) (n int, next key, more bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	first := s.nextSeq - uint64(len(s.fifo)-s.head)
+	var data []byte // one allocation for the batch, grown as needed
 	ci, ii := s.seekBefore(upper)
 	for ci >= 0 {
 		items := s.chunks[ci].items
@@ -404,7 +497,12 @@ func (s *Store) collect(upper key, lower int64, buf []*entry.Entry) (n int, next
 			if n == len(buf) {
 				return n, next, true
 			}
-			buf[n] = it.e
+			p := s.packed(&s.fifo[s.head+int(it.seq-first)])
+			if cap(data)-len(data) < len(p) {
+				data = make([]byte, 0, max(64<<10, 2*len(p)))
+			}
+			data = append(data, p...)
+			buf[n] = data[len(data)-len(p) : len(data) : len(data)]
 			next = it.key
 			n++
 		}
@@ -427,7 +525,9 @@ func (s *Store) Stats() Stats {
 		EvictedBytes: s.evBytes,
 	}
 	if len(s.chunks) > 0 {
-		st.Oldest = s.chunks[0].items[0].e.Time
+		if t := s.chunks[0].items[0].t; t != math.MinInt64 {
+			st.Oldest = time.Unix(0, t)
+		}
 	}
 	s.mu.RUnlock()
 	st.WatchDropped = s.watchDropped.Load()

@@ -54,12 +54,15 @@ func checkIndex(t *testing.T, s *Store) {
 	if want := len(s.fifo) - s.head; n != want {
 		t.Fatalf("index holds %d items, fifo %d", n, want)
 	}
-	var bytes int64
-	for _, r := range s.fifo[s.head:] {
-		bytes += r.size
+	bytes := int64(indexBytes * (len(s.fifo) - s.head))
+	for _, b := range s.blocks {
+		bytes += int64(cap(b))
 	}
 	if bytes != s.bytes {
-		t.Fatalf("bytes = %d, sum of sizes %d", s.bytes, bytes)
+		t.Fatalf("bytes = %d, blocks and index hold %d", s.bytes, bytes)
+	}
+	if s.head < len(s.fifo) && s.fifo[s.head].blk != s.base {
+		t.Fatalf("oldest entry in block %d, first block held %d", s.fifo[s.head].blk, s.base)
 	}
 }
 
@@ -80,7 +83,7 @@ func TestIDsAndNode(t *testing.T) {
 			t.Fatalf("Node = %q, want %q", e.Node, want)
 		}
 		got, ok := s.Get(e.ID)
-		if !ok || got != e {
+		if !ok || got.ID != e.ID || got.Node != e.Node || !got.Time.Equal(e.Time) {
 			t.Fatalf("Get(%q) = %v, %v", e.ID, got, ok)
 		}
 	}
@@ -94,8 +97,11 @@ func TestIDsAndNode(t *testing.T) {
 	}
 }
 
+// stored is what e takes in a store once added (with its ID and Node).
+func stored(e *entry.Entry) int64 { return int64(len(entry.AppendPacked(nil, e)) + indexBytes) }
+
 func TestBoundAndEviction(t *testing.T) {
-	one := int64(mk(0, "/p000").Size() + len("n-000") + len("n")) // with ID and Node set
+	one := stored(&entry.Entry{ID: "n-" + runID() + "-100", Node: "n", Time: at(0), Protocol: entry.ProtoHTTP, Method: "GET", Path: "/p000", Status: 200})
 	s := New(Config{Node: "n", MaxBytes: 10 * one})
 	var added []*entry.Entry
 	for i := range 100 {
@@ -112,12 +118,15 @@ func TestBoundAndEviction(t *testing.T) {
 	if st.Added != 100 || st.Entries+st.Evicted != 100 || st.Entries == 0 {
 		t.Fatalf("Stats = %+v", st)
 	}
-	var total uint64
-	for _, e := range added {
-		total += uint64(e.Size())
+	var evicted uint64
+	for _, e := range added[:st.Evicted] {
+		evicted += uint64(stored(e))
 	}
-	if st.Bytes+st.EvictedBytes != total {
-		t.Errorf("Bytes %d + EvictedBytes %d != %d", st.Bytes, st.EvictedBytes, total)
+	if st.EvictedBytes != evicted {
+		t.Errorf("EvictedBytes %d, the evicted entries took %d", st.EvictedBytes, evicted)
+	}
+	if st.Entries < 5 {
+		t.Errorf("%d entries kept in room for 10: blocks waste too much", st.Entries)
 	}
 	// The oldest were evicted, the newest kept.
 	for i, e := range added {
@@ -132,18 +141,26 @@ func TestBoundAndEviction(t *testing.T) {
 }
 
 func TestEvictionByInsertionNotTime(t *testing.T) {
-	one := int64(mk(0, "/a").Size() + len("n-"+runID()+"-1") + len("n"))
-	s := New(Config{Node: "n", MaxBytes: 3 * one})
-	// "/old" is added first but has the newest Time: it still goes first.
-	for _, e := range []*entry.Entry{mk(100, "/a"), mk(1, "/b"), mk(2, "/c"), mk(3, "/d")} {
-		s.Add(e)
+	one := stored(&entry.Entry{ID: "n-" + runID() + "-1", Node: "n", Time: at(100), Protocol: entry.ProtoHTTP, Method: "GET", Path: "/p0", Status: 200}) // ids stay one digit
+	per := int(minBlock / (one - indexBytes))                                                                                                            // entries a block holds
+	// Room for two blocks and per entries' index: the entry that opens
+	// the second block makes one entry go.
+	s := New(Config{Node: "n", MaxBytes: 2*minBlock + int64(per)*indexBytes})
+	// "/p0" is added first but has the newest Time: it still goes first.
+	s.Add(mk(100, "/p0"))
+	var want []string
+	for i := 1; i <= per; i++ {
+		p := fmt.Sprintf("/p%d", i)
+		s.Add(mk(float64(i), p))
+		want = append([]string{p}, want...)
 	}
-	if got, want := query(s, Query{}), []string{"/d", "/c", "/b"}; !slices.Equal(got, want) {
+	if got := query(s, Query{}); !slices.Equal(got, want) {
 		t.Fatalf("after eviction: %v, want %v", got, want)
 	}
 	if st := s.Stats(); st.Evicted != 1 || !st.Oldest.Equal(at(1)) {
 		t.Fatalf("Stats = %+v", st)
 	}
+	checkIndex(t, s)
 }
 
 func TestOversizedEntry(t *testing.T) {
