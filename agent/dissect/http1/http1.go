@@ -47,6 +47,13 @@ type Config struct {
 	// request would exceed it the oldest is emitted unanswered.
 	// 0 means DefaultMaxPending.
 	MaxPending int
+	// Upgrade, when set, is asked for the handler of the rest of a
+	// connection after a 101 Switching Protocols to proto (the Upgrade
+	// token, lower-case); nil means the protocol is not dissected and the
+	// rest of the connection is ignored. req is the upgraded request,
+	// without its response: the next handler reports it (an h2c upgrade's
+	// response arrives on HTTP/2 stream 1), so HTTP/1 does not.
+	Upgrade func(proto string, req *entry.Entry, reqDir tcp.Dir) tcp.Handler
 }
 
 func (c Config) withDefaults() Config {
@@ -167,6 +174,7 @@ type conn struct {
 	bad       int         // malformed messages in a row
 	dead      bool        // nothing more is parsed
 	ended     bool
+	next      tcp.Handler // the protocol upgraded to, which gets the rest
 }
 
 // New returns the handler of one connection. emit is called once per
@@ -211,6 +219,10 @@ func (c *conn) setRole(reqDir tcp.Dir) {
 
 // Data parses the next bytes of one direction.
 func (c *conn) Data(dir tcp.Dir, b []byte, t time.Time) {
+	if c.next != nil {
+		c.next.Data(dir, b, t)
+		return
+	}
 	if c.dead || len(b) == 0 {
 		return
 	}
@@ -257,6 +269,11 @@ func (c *conn) feed(h *half, dir tcp.Dir, b []byte, t time.Time) {
 		case stSync:
 			b = c.sync(h, dir, b, t)
 		default:
+			if c.next != nil {
+				// Upgraded: the bytes after the 101 are the next
+				// protocol's.
+				c.next.Data(dir, b, t)
+			}
 			return
 		}
 	}
@@ -282,6 +299,10 @@ func (c *conn) begin(h *half, b []byte, t time.Time) []byte {
 // are skipped; any other loss costs the message it hits, and the direction
 // resyncs at the next message start.
 func (c *conn) Gap(dir tcp.Dir, n int, t time.Time) {
+	if c.next != nil {
+		c.next.Gap(dir, n, t)
+		return
+	}
 	c.stats.Gaps.Add(1)
 	if c.dead {
 		return
@@ -365,6 +386,10 @@ func (c *conn) End(reason tcp.EndReason, t time.Time) {
 		return
 	}
 	c.ended = true
+	if c.next != nil {
+		c.next.End(reason, t)
+		return
+	}
 	if !c.dead && c.roleKnown {
 		for _, h := range []*half{c.respHalf(), c.reqHalf()} {
 			switch {
@@ -654,6 +679,25 @@ func (c *conn) handOver() {
 		h.st = stIgnore
 		h.buf = nil
 	}
+}
+
+// upgrade hands the connection to the handler Config.Upgrade gives for
+// proto after ex's 101, and reports whether there was one.
+func (c *conn) upgrade(ex *exchange, proto string) bool {
+	if c.cfg.Upgrade == nil {
+		return false
+	}
+	reqDir := tcp.Egress
+	if c.h[tcp.Ingress].req {
+		reqDir = tcp.Ingress
+	}
+	next := c.cfg.Upgrade(strings.ToLower(strings.TrimSpace(proto)), &ex.e, reqDir)
+	if next == nil {
+		return false
+	}
+	ex.emitted = true // the next protocol reports the request
+	c.next = next
+	return true
 }
 
 // reinject feeds the bytes after the first one of a buffered unit that

@@ -181,15 +181,20 @@ func (c *conn) responseHead(h *half, p *head) bool {
 	h.enc = p.enc
 	switch {
 	case p.status == 101:
+		handed := false
 		if ex != nil {
 			up := p.upgrade
 			if up == "" {
 				up = ex.req.Header("upgrade")
 			}
 			ex.e.AddNote("upgrade: " + up)
+			handed = c.upgrade(ex, up)
 		}
 		c.finish(h, false)
 		c.handOver()
+		if handed {
+			h.st = stIgnore // the rest of this segment goes to c.next
+		}
 	case ex != nil && ex.connect && p.status/100 == 2:
 		ex.e.AddNote("tunnel")
 		c.finish(h, false)
