@@ -61,9 +61,14 @@ volatile const __u32 podwire_max_chunks = PODWIRE_MAX_CHUNKS;
  * milliseconds): one wakeup per record would cost a syscall per packet. */
 volatile const __u32 podwire_wakeup_bytes = 1 << 20;
 
-static __always_inline __u64 wakeup_flags(void)
+/* wakeup_flags wakes the reader only for the record (of size bytes) that
+ * takes the unread data across podwire_wakeup_bytes: once it is awake and
+ * behind, a wakeup per record would cost every packet an irq_work. A missed
+ * wakeup costs at most the reader's poll interval. */
+static __always_inline __u64 wakeup_flags(__u64 size)
 {
-	if (bpf_ringbuf_query(&podwire_events, BPF_RB_AVAIL_DATA) >= podwire_wakeup_bytes)
+	__u64 avail = bpf_ringbuf_query(&podwire_events, BPF_RB_AVAIL_DATA);
+	if (avail >= podwire_wakeup_bytes && avail < podwire_wakeup_bytes + size + 8)
 		return BPF_RB_FORCE_WAKEUP;
 	return BPF_RB_NO_WAKEUP;
 }
@@ -125,7 +130,7 @@ struct tuple {
 			return -1;                                                         \
 		}                                                                          \
 		r->h.len = len;                                                            \
-		bpf_ringbuf_submit(r, wakeup_flags());                                     \
+		bpf_ringbuf_submit(r, wakeup_flags(sizeof(*r)));                           \
 		count(c, PODWIRE_C_RECORDS, 1);                                               \
 		return 0;                                                                  \
 	}
@@ -148,7 +153,7 @@ static __noinline int emit_header_only(struct podwire_pkt *h, struct podwire_cou
 	}
 	__builtin_memcpy(r, h, sizeof(*h));
 	r->len = 0;
-	bpf_ringbuf_submit(r, wakeup_flags());
+	bpf_ringbuf_submit(r, wakeup_flags(sizeof(*r)));
 	count(c, PODWIRE_C_RECORDS, 1);
 	return 0;
 }

@@ -2,7 +2,9 @@
 # redis-benchmark -P 16 against redis-server on loopback, without and with
 # `podwire agent` capturing both (root). Prints requests/s per command, the
 # ratio, and entries lost (redis-server's own call counts vs the agent's).
-# Usage: [AGENT_ARGS=...] internal/loadrun/redis-bench.sh [bin/podwire] [requests per test]
+# Usage: [PIN=1] [AGENT_ARGS=...] internal/loadrun/redis-bench.sh [bin/podwire] [requests per test]
+# PIN=1 runs redis-server and redis-benchmark on CPU 0 and the agent on CPU 1
+# (a node where the agent has a core of its own); otherwise all share.
 set -euo pipefail
 bin=${1:-bin/podwire}
 n=${2:-100000}
@@ -14,14 +16,16 @@ port=$(freeport)
 api=$(freeport)
 cleanup() { echo 1 > "$cg/cgroup.kill" 2>/dev/null || true; sleep 0.3; rmdir "$cg" 2>/dev/null || true; }
 trap cleanup EXIT
-incg() { bash -c 'echo $$ > "$0/cgroup.procs"; shift; exec "$@"' "$cg" -- "$@"; }
+app=() agentpin=()
+if [[ ${PIN:-} == 1 ]]; then app=(taskset -c 0) agentpin=(taskset -c 1); fi
+incg() { bash -c 'echo $$ > "$0/cgroup.procs"; shift; exec "$@"' "$cg" -- "${app[@]}" "$@"; }
 incg redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize no >/dev/null &
 sleep 0.5
 bench() { incg redis-benchmark -p "$port" -P 16 -t set,get,lpush,lrange -n "$n" -q 2>/dev/null | tr '\r' '\n' | grep -E '^[^:]+: [0-9.]+ requests per second' ; }
 declare -A without with
 incg redis-benchmark -p "$port" -P 16 -t set -n 20000 -q >/dev/null 2>&1 # warm-up
 while IFS=: read -r name rest; do without[$name]=$(awk '{print $1}' <<<"$rest"); done < <(bench)
-"$bin" agent --listen 127.0.0.1:$api --cgroup-root "$cg" --node-name bench --log-level warn ${AGENT_ARGS:-} &
+"${agentpin[@]}" "$bin" agent --listen 127.0.0.1:$api --cgroup-root "$cg" --node-name bench --log-level warn ${AGENT_ARGS:-} &
 agent=$!
 sleep 1
 before=$(incg redis-cli -p "$port" info commandstats | grep -oE 'calls=[0-9]+' | cut -d= -f2 | paste -sd+ | bc)
