@@ -47,7 +47,7 @@ func (u *unknown) record(info *tcp.ConnInfo, reason tcp.EndReason, t time.Time) 
 	if u.bytes[0]+u.bytes[1] == 0 && !refused {
 		return nil, false
 	}
-	local, remote := entry.EndpointAt(info.Local), entry.EndpointAt(info.Remote)
+	local, remote := entry.EndpointWith(info.Local, info.LocalWho), entry.EndpointWith(info.Remote, info.RemoteWho)
 	cdir := clientDir(info)
 	e = &entry.Entry{
 		Time:     info.FirstSeen,

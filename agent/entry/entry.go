@@ -67,6 +67,12 @@ func EndpointAt(ap netip.AddrPort) Endpoint {
 	return Endpoint{IP: ap.Addr(), Port: ap.Port()}
 }
 
+// EndpointWith is the endpoint at an address with the identity who (nil
+// when unknown).
+func EndpointWith(ap netip.AddrPort, who *Identity) Endpoint {
+	return Endpoint{IP: ap.Addr(), Port: ap.Port(), Who: who}
+}
+
 // Header is one header line; Name is lower-case.
 type Header struct {
 	Name  string

@@ -4,6 +4,7 @@ package pipeline
 
 import (
 	"fmt"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +28,18 @@ type Config struct {
 	// TickInterval is how often idle connections and overdue holes are
 	// checked; default 100ms.
 	TickInterval time.Duration
+	// Identify names the ends of each new connection; nil leaves
+	// entries with addresses only.
+	Identify Identifier
+}
+
+// Identifier names the ends of a connection when it is first seen. The
+// identities it returns must not change afterwards: entries keep them.
+type Identifier interface {
+	// Local names the capturing socket's side, from its cgroup.
+	Local(cgroupID uint64, addr netip.AddrPort) *entry.Identity
+	// Remote names the peer, from its address.
+	Remote(addr netip.AddrPort) *entry.Identity
 }
 
 // Pipeline turns captured segments into stored entries. Feed and Tick must
@@ -58,7 +71,16 @@ func New(cfg Config, st *store.Store) (*Pipeline, error) {
 	}
 	p := &Pipeline{cfg: cfg, st: st, red: red}
 	p.dis = dissect.New(cfg.Dissect, p.emit)
-	p.asm = tcp.NewAssembler(cfg.TCP, p.dis.Factory())
+	factory := p.dis.Factory()
+	if id := cfg.Identify; id != nil {
+		inner := factory
+		factory = func(c *tcp.ConnInfo) tcp.Handler {
+			c.LocalWho = id.Local(c.CgroupID, c.Local)
+			c.RemoteWho = id.Remote(c.Remote)
+			return inner(c)
+		}
+	}
+	p.asm = tcp.NewAssembler(cfg.TCP, factory)
 	p.dns = dns.NewTracker(cfg.Dissect.DNS, p.emit, &p.dnsStats)
 	return p, nil
 }

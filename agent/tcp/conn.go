@@ -5,6 +5,8 @@ package tcp
 import (
 	"net/netip"
 	"time"
+
+	"github.com/podwire/podwire/agent/entry"
 )
 
 // Dir is the direction of a segment as the observing socket saw it.
@@ -88,6 +90,10 @@ type ConnInfo struct {
 	// SynAck is set once a SYN-ACK was seen: a connection whose SYN was
 	// answered only by a RST was refused.
 	SynAck bool
+	// LocalWho and RemoteWho name the two ends as they were when the
+	// connection was first seen (nil when unknown); dissectors put them
+	// on the entries' endpoints.
+	LocalWho, RemoteWho *entry.Identity
 }
 
 // EndReason says why a connection ended.

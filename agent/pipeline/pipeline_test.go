@@ -1,0 +1,68 @@
+package pipeline
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/podwire/podwire/agent/entry"
+	"github.com/podwire/podwire/agent/store"
+	"github.com/podwire/podwire/agent/tcp"
+)
+
+// names is an Identifier from fixed tables, counting its calls.
+type names struct {
+	byCgroup map[uint64]*entry.Identity
+	byAddr   map[netip.Addr]*entry.Identity
+	calls    int
+}
+
+func (n *names) Local(cg uint64, _ netip.AddrPort) *entry.Identity { n.calls++; return n.byCgroup[cg] }
+func (n *names) Remote(a netip.AddrPort) *entry.Identity           { n.calls++; return n.byAddr[a.Addr()] }
+
+// TestIdentityOnEntries: the ends of a connection are named once, when it
+// is first seen, and every entry of it carries those names; a later change
+// of the tables does not rename what was captured.
+func TestIdentityOnEntries(t *testing.T) {
+	client := netip.MustParseAddrPort("198.18.0.1:40000")
+	server := netip.MustParseAddrPort("198.18.0.2:8080")
+	web := &entry.Identity{Pod: "web-1", Namespace: "shop", Workload: "web", WorkloadKind: "Deployment"}
+	cart := &entry.Identity{Pod: "cart-7", Namespace: "shop", Workload: "cart", Service: "cart"}
+	id := &names{byCgroup: map[uint64]*entry.Identity{42: web}, byAddr: map[netip.Addr]*entry.Identity{server.Addr(): cart}}
+	st := store.New(store.Config{Node: "n"})
+	p, err := New(Config{Node: "n", Identify: id}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Unix(100, 0)
+	seg := func(dir tcp.Dir, seq uint32, flags uint8, payload string) {
+		p.Feed(&tcp.Segment{Cookie: 1, CgroupID: 42, Time: t0, Dir: dir, Local: client, Remote: server, Seq: seq, Flags: flags, Payload: []byte(payload)})
+		t0 = t0.Add(time.Millisecond)
+	}
+	seg(tcp.Egress, 999, tcp.FlagSYN, "")
+	seg(tcp.Ingress, 4999, tcp.FlagSYN|tcp.FlagACK, "")
+	req := "GET /a HTTP/1.1\r\nHost: cart\r\n\r\n"
+	resp := "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+	seg(tcp.Egress, 1000, tcp.FlagACK, req)
+	seg(tcp.Ingress, 5000, tcp.FlagACK, resp)
+	// The pod behind the server's address changes: the connection keeps
+	// the names it started with.
+	id.byAddr[server.Addr()] = &entry.Identity{Pod: "someone-else"}
+	req2 := "GET /b HTTP/1.1\r\nHost: cart\r\n\r\n"
+	seg(tcp.Egress, 1000+uint32(len(req)), tcp.FlagACK, req2)
+	seg(tcp.Ingress, 5000+uint32(len(resp)), tcp.FlagACK, resp)
+
+	var got []*entry.Entry
+	st.Query(store.Query{}, func(e *entry.Entry) bool { got = append(got, e); return true })
+	if len(got) != 2 {
+		t.Fatalf("%d entries, want 2", len(got))
+	}
+	for _, e := range got {
+		if *e.Src.Ident() != *web || *e.Dst.Ident() != *cart {
+			t.Errorf("%s: src %+v dst %+v, want web-1 -> cart-7", e.Path, e.Src.Ident(), e.Dst.Ident())
+		}
+	}
+	if id.calls != 2 {
+		t.Errorf("identifier called %d times, want 2 (once per end of the one connection)", id.calls)
+	}
+}
