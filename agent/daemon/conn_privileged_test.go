@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -54,6 +55,11 @@ func TestUnknownProtocolIsConnectionRecord(t *testing.T) {
 	e := recs[0]
 	if e.GetSrc().GetIp() != "127.0.0.1" || e.GetDst().GetIp() != "127.0.0.1" {
 		t.Errorf("src %s dst %s, want 127.0.0.1 both", e.GetSrc().GetIp(), e.GetDst().GetIp())
+	}
+	// Without Kubernetes, the capturing socket's side is named by its
+	// cgroup; the client outside the captured cgroup is an address only.
+	if got, want := e.GetDst().GetProcess(), filepath.Base(cg.Path); got != want || e.GetSrc().GetProcess() != "" {
+		t.Errorf("dst process %q src process %q, want %q and none", got, e.GetSrc().GetProcess(), want)
 	}
 	if up, down := e.GetRequest().GetBodyBytes(), e.GetResponse().GetBodyBytes(); up != 3000 || down != int64(len(agenttest.GreetingBytes)+8) {
 		t.Errorf("bytes client->server %d, server->client %d; want 3000 and %d", up, down, len(agenttest.GreetingBytes)+8)

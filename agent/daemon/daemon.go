@@ -19,6 +19,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/podwire/podwire/agent/capture"
+	"github.com/podwire/podwire/agent/cgroup"
+	"github.com/podwire/podwire/agent/kube"
 	"github.com/podwire/podwire/agent/pipeline"
 	"github.com/podwire/podwire/agent/server"
 	"github.com/podwire/podwire/agent/store"
@@ -43,7 +45,11 @@ type Options struct {
 	TLS           *tls.Config
 	MaxConns      int
 	IdleTimeout   time.Duration
-	Log           *slog.Logger
+	// Kubeconfig names the API server for Kubernetes identity; "" uses
+	// the in-cluster config in a pod, and none (cgroup names only)
+	// elsewhere.
+	Kubeconfig string
+	Log        *slog.Logger
 }
 
 // heapMargin is the heap allowed beyond the store's accounting: buffers,
@@ -62,6 +68,7 @@ type Daemon struct {
 	gs  *grpc.Server
 	ln  net.Listener
 
+	kube     *kube.Watcher
 	stopped  chan struct{} // closed when the pipeline's Run returns
 	runErr   error         // what Run returned; read after stopped
 	stopOnce sync.Once
@@ -116,12 +123,20 @@ func Start(o Options) (*Daemon, error) {
 	cfg.Redact.Headers = o.RedactHeaders
 	cfg.Redact.BodyPatterns = o.RedactBody
 	cfg.Redact.Disable = o.NoRedact
+	kw, err := identity(o, log)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	cfg.Identify = kw
 	p, err := pipeline.New(cfg, st)
 	if err != nil {
+		kw.Stop()
 		ln.Close()
 		return nil, fmt.Errorf("%w: %v", ErrUsage, err)
 	}
 	if err := p.Open(); err != nil {
+		kw.Stop()
 		ln.Close()
 		return nil, err
 	}
@@ -143,6 +158,9 @@ func Start(o Options) (*Daemon, error) {
 				CgroupRoot: p.Capture().Cgroup(),
 				Capture:    captureState(d),
 			}
+			for k, v := range kw.Counters() {
+				resp.Counters[k] = v
+			}
 			for _, pr := range p.Capture().Programs() {
 				resp.Programs = append(resp.Programs, &podwirev1.Program{Name: pr.Name, Type: pr.Type, Attach: pr.Attach})
 			}
@@ -151,7 +169,7 @@ func Start(o Options) (*Daemon, error) {
 	})
 	gs := grpc.NewServer(server.ServerOptions(o.Token, o.TLS)...)
 	srv.Register(gs)
-	d = &Daemon{log: log, p: p, st: st, srv: srv, gs: gs, ln: ln, stopped: make(chan struct{})}
+	d = &Daemon{log: log, p: p, st: st, srv: srv, gs: gs, ln: ln, kube: kw, stopped: make(chan struct{})}
 	go func() {
 		d.runErr = p.Run()
 		if d.runErr != nil {
@@ -174,8 +192,39 @@ func (d *Daemon) Addr() string { return d.ln.Addr().String() }
 // Store is the agent's entry store.
 func (d *Daemon) Store() *store.Store { return d.st }
 
-// Counters are the pipeline's counters.
-func (d *Daemon) Counters() map[string]uint64 { return d.p.Counters() }
+// Counters are the pipeline's counters and the identity index's.
+func (d *Daemon) Counters() map[string]uint64 {
+	c := d.p.Counters()
+	for k, v := range d.kube.Counters() {
+		c[k] = v
+	}
+	return c
+}
+
+// identity starts what names the ends of connections: informers against
+// the API server when there is one, cgroup names alone otherwise.
+func identity(o Options, log *slog.Logger) (*kube.Watcher, error) {
+	var resolver *cgroup.Resolver
+	if root, err := cgroup.Root(); err != nil {
+		log.Warn("no cgroup names for local sockets", "err", err)
+	} else if resolver, err = cgroup.NewResolver(root); err != nil {
+		log.Warn("no cgroup names for local sockets", "err", err)
+	}
+	rc, err := kube.RESTConfig(o.Kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	if rc == nil {
+		log.Info("no Kubernetes API server (no --kubeconfig, not in a pod): entries carry addresses and local process names")
+		return kube.Offline(o.NodeName, resolver), nil
+	}
+	w, err := kube.Watch(rc, kube.Config{Node: o.NodeName}, resolver)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	log.Info("watching the Kubernetes API server for identity", "host", rc.Host)
+	return w, nil
+}
 
 // Done is closed when capture stops, by Stop or because reading failed;
 // Err then says why.
@@ -206,6 +255,7 @@ func (d *Daemon) Stop() error {
 		}
 		err := d.p.Close()
 		<-d.stopped
+		d.kube.Stop()
 		if d.runErr != nil && err == nil {
 			err = d.runErr
 		}

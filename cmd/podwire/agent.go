@@ -44,6 +44,7 @@ type agentOptions struct {
 	duration     time.Duration
 	logLevel     string
 	pprofAddr    string
+	kubeconfig   string
 }
 
 func agentFlags(o *agentOptions) *pflag.FlagSet {
@@ -68,6 +69,7 @@ func agentFlags(o *agentOptions) *pflag.FlagSet {
 	fs.DurationVar(&o.duration, "duration", 0, "stop after this long (0: run until SIGINT/SIGTERM)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go's net/http/pprof on this address (debugging; keep it on loopback)")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of the API server that names pods and services (default: in-cluster config in a pod, else none)")
 	return fs
 }
 
@@ -98,6 +100,7 @@ func (o *agentOptions) daemonOptions() (daemon.Options, error) {
 		Token:         o.token,
 		MaxConns:      o.maxConns,
 		IdleTimeout:   o.idleTimeout,
+		Kubeconfig:    o.kubeconfig,
 		Log:           slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 	}
 	for _, p := range o.skipPorts {
