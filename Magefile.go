@@ -15,9 +15,12 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/magefile/mage/mg"
 	"github.com/magefile/mage/sh"
+
+	"github.com/podwire/podwire/internal/kubetest/kubetools"
 )
 
 // Default target when none is named.
@@ -180,7 +183,7 @@ func Vet() error {
 
 // Test installs what is missing, checks generated code, vets, runs every test (privileged ones as root) and each fuzz target briefly.
 func Test() error {
-	mg.SerialDeps(Deps, CheckGenerated, Vet)
+	mg.SerialDeps(Deps, KubeTools, CheckGenerated, Vet)
 	if os.Geteuid() != 0 {
 		fmt.Println("not root: privileged tests (real eBPF capture) will skip")
 	}
@@ -281,4 +284,31 @@ func BenchRedis() error {
 		n = "100000"
 	}
 	return sh.RunV("internal/loadrun/redis-bench.sh", "bin/podwire", n)
+}
+
+// KubeTools builds the real kube-apiserver, etcd and helm that tests use into .bin/kube (from tools/; rebuilt only when tools/go.sum changes).
+func KubeTools() error {
+	t0 := time.Now()
+	built, err := kubetools.Build(".", func(format string, args ...any) { fmt.Printf(format+"\n", args...) })
+	if err != nil {
+		return err
+	}
+	if built {
+		fmt.Printf("kube tools built in %s\n", time.Since(t0).Round(time.Second))
+	}
+	return nil
+}
+
+// clusterDir holds the state, data, logs and kubeconfig of the cluster that Cluster starts.
+const clusterDir = ".bin/cluster"
+
+// Cluster starts a real etcd + kube-apiserver in the background and prints an admin kubeconfig (stop it with clusterDown).
+func Cluster() error {
+	mg.Deps(KubeTools)
+	return sh.RunV("go", "run", "./internal/kubetest/kubecluster", "up", clusterDir)
+}
+
+// ClusterDown stops the cluster that Cluster started and removes .bin/cluster.
+func ClusterDown() error {
+	return sh.RunV("go", "run", "./internal/kubetest/kubecluster", "down", clusterDir)
 }
