@@ -1,0 +1,149 @@
+package daemon_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/podwire/podwire/agent/agenttest"
+	"github.com/podwire/podwire/agent/daemon"
+	"github.com/podwire/podwire/internal/kubetest"
+	podwirev1 "github.com/podwire/podwire/proto/podwire/v1"
+)
+
+// simPod is a simulated pod: a Pod object in the API server, and a cgroup
+// laid out as kubelet would for its UID, holding its processes.
+type simPod struct {
+	pod *corev1.Pod
+	cg  *agenttest.Cgroup
+}
+
+// makePod creates the Pod (owned by owner), gives it ip, and makes its
+// container cgroup under root in the systemd driver's layout (burstable)
+// or the cgroupfs driver's (besteffort).
+func makePod(t *testing.T, cs kubernetes.Interface, root *agenttest.Cgroup, ns, name, ip, node string, owner metav1.OwnerReference, systemd bool, labels map[string]string) simPod {
+	t.Helper()
+	ctx := context.Background()
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels, OwnerReferences: []metav1.OwnerReference{owner}},
+		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "app", Image: "example.invalid/app"}}}}
+	p, err := cs.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cid := strings.Repeat(fmt.Sprintf("%08x", len(name)*7919), 8)
+	p.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}},
+		ContainerStatuses: []corev1.ContainerStatus{{Name: "app", ContainerID: "containerd://" + cid}}}
+	if p, err = cs.CoreV1().Pods(ns).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	uid := string(p.UID)
+	var leaf *agenttest.Cgroup
+	if systemd {
+		a := agenttest.NewCgroup(t, root.Path, "kubepods.slice")
+		b := agenttest.NewCgroup(t, a.Path, "kubepods-burstable.slice")
+		c := agenttest.NewCgroup(t, b.Path, "kubepods-burstable-pod"+strings.ReplaceAll(uid, "-", "_")+".slice")
+		leaf = agenttest.NewCgroup(t, c.Path, "cri-containerd-"+cid+".scope")
+	} else {
+		a := agenttest.NewCgroup(t, root.Path, "kubepods")
+		b := agenttest.NewCgroup(t, a.Path, "besteffort")
+		c := agenttest.NewCgroup(t, b.Path, "pod"+uid)
+		leaf = agenttest.NewCgroup(t, c.Path, cid)
+	}
+	return simPod{pod: p, cg: leaf}
+}
+
+// TestIdentityFromAPIServer: two simulated pods on two network namespaces,
+// a Deployment's pod calling a StatefulSet's pod behind a Service, against
+// a real kube-apiserver: the entries name both ends.
+func TestIdentityFromAPIServer(t *testing.T) {
+	agenttest.RequireRoot(t)
+	cl := kubetest.Start(t)
+	cs := cl.Client
+	ctx := context.Background()
+	ns := "shop"
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	yes := true
+	dep, err := cs.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.invalid/web"}}}}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := cs.AppsV1().ReplicaSets(ns).Create(ctx, &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: "web-5d8f7",
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: "web", UID: dep.UID, Controller: &yes}}},
+		Spec: appsv1.ReplicaSetSpec{Selector: dep.Spec.Selector, Template: dep.Spec.Template}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvHost, cliHost := agenttest.NewHostPair(t, 40)
+	root := agenttest.NewCgroup(t, "", agenttest.RandomName("podwire-test-"))
+	web := makePod(t, cs, root, ns, "web-5d8f7-x2x9q", cliHost.IP, "node-a",
+		metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: rs.UID, Controller: &yes}, true, map[string]string{"app": "web"})
+	cart := makePod(t, cs, root, ns, "cart-0", srvHost.IP, "node-a",
+		metav1.OwnerReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "cart", UID: "6d1f0c3e-0000-4000-8000-000000000001", Controller: &yes}, false, map[string]string{"app": "cart"})
+	var svc *corev1.Service
+	if err := kubetest.Retry(ctx, func() (err error) {
+		svc, err = cs.CoreV1().Services(ns).Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "cart"},
+			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "cart"}, Ports: []corev1.ServicePort{{Port: 80}}}}, metav1.CreateOptions{})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	port := int32(8080)
+	if _, err := cs.DiscoveryV1().EndpointSlices(ns).Create(ctx, &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: "cart-1", Labels: map[string]string{discoveryv1.LabelServiceName: "cart"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{srvHost.IP}, TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: ns, Name: "cart-0", UID: cart.pod.UID}}},
+		Ports:       []discoveryv1.EndpointPort{{Port: &port}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	a := agenttest.StartAgent(t, daemon.Options{CgroupRoot: root.Path, Kubeconfig: cl.Kubeconfig, NodeName: "node-a"})
+	deadline := time.Now().Add(30 * time.Second)
+	for a.Counters()["kube_synced"] != 1 || a.Counters()["kube_endpointslices"] < 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("identity index not in sync: %v", a.Counters())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	addr := srvHost.IP + ":8080"
+	srv := cart.cg.PeerInHost(srvHost, "http-server "+addr)
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+	curl := []string{"-sS", "--retry", "50", "--retry-connrefused", "--retry-delay", "0", "--retry-max-time", "20", "-o", "/dev/null", "http://" + addr + "/status/201"}
+	if o, err := web.cg.InHost(cliHost, "curl", curl...).CombinedOutput(); err != nil {
+		t.Fatalf("curl: %v\n%s", err, o)
+	}
+	entries := a.WaitEntries(t, `http && path == "/status/201"`, 1, 30*time.Second)
+	if len(entries) != 1 {
+		t.Fatalf("%d entries, want 1", len(entries))
+	}
+	e := entries[0]
+	check := func(side string, got *podwirev1.Endpoint, want *podwirev1.Endpoint) {
+		t.Helper()
+		g := fmt.Sprintf("%s/%s %s %s/%s svc=%s node=%s", got.GetIp(), got.GetNamespace(), got.GetPod(), got.GetWorkloadKind(), got.GetWorkload(), got.GetService(), got.GetNode())
+		w := fmt.Sprintf("%s/%s %s %s/%s svc=%s node=%s", want.GetIp(), want.GetNamespace(), want.GetPod(), want.GetWorkloadKind(), want.GetWorkload(), want.GetService(), want.GetNode())
+		if g != w {
+			t.Errorf("%s: %s\n      want %s", side, g, w)
+		}
+	}
+	check("src", e.GetSrc(), &podwirev1.Endpoint{Ip: cliHost.IP, Namespace: ns, Pod: web.pod.Name, WorkloadKind: "Deployment", Workload: "web", Node: "node-a"})
+	check("dst", e.GetDst(), &podwirev1.Endpoint{Ip: srvHost.IP, Namespace: ns, Pod: "cart-0", WorkloadKind: "StatefulSet", Workload: "cart", Service: svc.Name, Node: "node-a"})
+}
