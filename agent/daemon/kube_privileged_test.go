@@ -3,6 +3,8 @@ package daemon_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -45,17 +47,26 @@ func makePod(t *testing.T, cs kubernetes.Interface, root *agenttest.Cgroup, ns, 
 		t.Fatal(err)
 	}
 	uid := string(p.UID)
+	dir := func(parent, name string) string { // shared levels made once
+		p := filepath.Join(parent, name)
+		if err := os.Mkdir(p, 0o755); err == nil {
+			t.Cleanup(func() { os.Remove(p) })
+		} else if !os.IsExist(err) {
+			t.Fatal(err)
+		}
+		return p
+	}
 	var leaf *agenttest.Cgroup
 	if systemd {
-		a := agenttest.NewCgroup(t, root.Path, "kubepods.slice")
-		b := agenttest.NewCgroup(t, a.Path, "kubepods-burstable.slice")
-		c := agenttest.NewCgroup(t, b.Path, "kubepods-burstable-pod"+strings.ReplaceAll(uid, "-", "_")+".slice")
-		leaf = agenttest.NewCgroup(t, c.Path, "cri-containerd-"+cid+".scope")
+		a := dir(root.Path, "kubepods.slice")
+		b := dir(a, "kubepods-burstable.slice")
+		c := dir(b, "kubepods-burstable-pod"+strings.ReplaceAll(uid, "-", "_")+".slice")
+		leaf = agenttest.NewCgroup(t, c, "cri-containerd-"+cid+".scope")
 	} else {
-		a := agenttest.NewCgroup(t, root.Path, "kubepods")
-		b := agenttest.NewCgroup(t, a.Path, "besteffort")
-		c := agenttest.NewCgroup(t, b.Path, "pod"+uid)
-		leaf = agenttest.NewCgroup(t, c.Path, cid)
+		a := dir(root.Path, "kubepods")
+		b := dir(a, "besteffort")
+		c := dir(b, "pod"+uid)
+		leaf = agenttest.NewCgroup(t, c, cid)
 	}
 	return simPod{pod: p, cg: leaf}
 }
@@ -146,4 +157,36 @@ func TestIdentityFromAPIServer(t *testing.T) {
 	}
 	check("src", e.GetSrc(), &podwirev1.Endpoint{Ip: cliHost.IP, Namespace: ns, Pod: web.pod.Name, WorkloadKind: "Deployment", Workload: "web", Node: "node-a"})
 	check("dst", e.GetDst(), &podwirev1.Endpoint{Ip: srvHost.IP, Namespace: ns, Pod: "cart-0", WorkloadKind: "StatefulSet", Workload: "cart", Service: svc.Name, Node: "node-a"})
+
+	// cart-0 goes; another pod, of another workload, gets its IP. New
+	// exchanges name the new pod; the old entry keeps the old names.
+	srv.Process.Kill()
+	srv.Wait()
+	before := a.Counters()["kube_changes"]
+	if err := cs.CoreV1().Pods(ns).Delete(ctx, "cart-0", metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+		t.Fatal(err)
+	}
+	cache := makePod(t, cs, root, ns, "cache-0", srvHost.IP, "node-a",
+		metav1.OwnerReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "cache", UID: "6d1f0c3e-0000-4000-8000-000000000002", Controller: &yes}, true, nil)
+	for a.Counters()["kube_changes"] < before+3 { // delete, create, status
+		if time.Now().After(deadline.Add(30 * time.Second)) {
+			t.Fatalf("the agent did not see the pod change: %v", a.Counters())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	srv2 := cache.cg.PeerInHost(srvHost, "http-server "+addr)
+	if err := srv2.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv2.Process.Kill(); srv2.Wait() })
+	curl[len(curl)-1] = "http://" + addr + "/status/202"
+	if o, err := web.cg.InHost(cliHost, "curl", curl...).CombinedOutput(); err != nil {
+		t.Fatalf("curl: %v\n%s", err, o)
+	}
+	after := a.WaitEntries(t, `http && path == "/status/202"`, 1, 30*time.Second)
+	if len(after) != 1 {
+		t.Fatalf("%d entries after the IP changed hands, want 1", len(after))
+	}
+	check("dst after the IP changed hands", after[0].GetDst(), &podwirev1.Endpoint{Ip: srvHost.IP, Namespace: ns, Pod: "cache-0", WorkloadKind: "StatefulSet", Workload: "cache", Node: "node-a"})
+	check("old entry's dst", a.Get(t, e.GetId()).GetDst(), &podwirev1.Endpoint{Ip: srvHost.IP, Namespace: ns, Pod: "cart-0", WorkloadKind: "StatefulSet", Workload: "cart", Service: svc.Name, Node: "node-a"})
 }

@@ -33,6 +33,7 @@ type Index struct {
 	podSvcs     map[types.UID][]string         // services whose slices list the pod
 	owners      map[types.UID]ownerRec         // ReplicaSets and Jobs: what owns them
 	nodes       map[netip.Addr]*entry.Identity // node addresses (hostNetwork pods answer there)
+	changes     uint64                         // objects set or deleted, for Stats
 }
 
 type podRec struct {
@@ -102,6 +103,7 @@ func (x *Index) SetPod(p *corev1.Pod) {
 		}
 	}
 	x.mu.Lock()
+	x.changes++
 	defer x.mu.Unlock()
 	if old := x.pods[p.UID]; old != nil {
 		x.unmapIPs(old)
@@ -118,6 +120,7 @@ func (x *Index) SetPod(p *corev1.Pod) {
 // another pod takes it.
 func (x *Index) DeletePod(uid types.UID) {
 	x.mu.Lock()
+	x.changes++
 	defer x.mu.Unlock()
 	if old := x.pods[uid]; old != nil {
 		x.unmapIPs(old)
@@ -148,6 +151,7 @@ func (x *Index) SetService(s *corev1.Service) {
 	}
 	r.id = &entry.Identity{Service: s.Name, Namespace: s.Namespace}
 	x.mu.Lock()
+	x.changes++
 	defer x.mu.Unlock()
 	x.dropService(key)
 	x.services[key] = r
@@ -159,6 +163,7 @@ func (x *Index) SetService(s *corev1.Service) {
 // DeleteService forgets a service.
 func (x *Index) DeleteService(namespace, name string) {
 	x.mu.Lock()
+	x.changes++
 	defer x.mu.Unlock()
 	x.dropService(namespace + "/" + name)
 }
@@ -187,6 +192,7 @@ func (x *Index) SetEndpointSlice(s *discoveryv1.EndpointSlice) {
 		}
 	}
 	x.mu.Lock()
+	x.changes++
 	defer x.mu.Unlock()
 	key := s.Namespace + "/" + s.Name
 	x.slices[key] = rec
@@ -196,6 +202,7 @@ func (x *Index) SetEndpointSlice(s *discoveryv1.EndpointSlice) {
 // DeleteEndpointSlice forgets a slice.
 func (x *Index) DeleteEndpointSlice(namespace, name string) {
 	x.mu.Lock()
+	x.changes++
 	defer x.mu.Unlock()
 	delete(x.slices, namespace+"/"+name)
 	x.rebuildPodServices()
@@ -233,6 +240,7 @@ func (x *Index) SetJob(j *batchv1.Job) { x.setOwner(j.UID, controllerOf(j.OwnerR
 // DeleteOwned forgets a ReplicaSet or Job.
 func (x *Index) DeleteOwned(uid types.UID) {
 	x.mu.Lock()
+	x.changes++
 	defer x.mu.Unlock()
 	delete(x.owners, uid)
 	x.gen++
@@ -240,6 +248,7 @@ func (x *Index) DeleteOwned(uid types.UID) {
 
 func (x *Index) setOwner(uid types.UID, o ownerRec) {
 	x.mu.Lock()
+	x.changes++
 	defer x.mu.Unlock()
 	if old, ok := x.owners[uid]; ok && old == o {
 		return
@@ -252,6 +261,7 @@ func (x *Index) setOwner(uid types.UID, o ownerRec) {
 func (x *Index) SetNode(n *corev1.Node) {
 	id := &entry.Identity{Node: n.Name}
 	x.mu.Lock()
+	x.changes++
 	defer x.mu.Unlock()
 	x.dropNode(n.Name)
 	for _, a := range n.Status.Addresses {
@@ -267,6 +277,7 @@ func (x *Index) SetNode(n *corev1.Node) {
 // DeleteNode forgets a node.
 func (x *Index) DeleteNode(name string) {
 	x.mu.Lock()
+	x.changes++
 	defer x.mu.Unlock()
 	x.dropNode(name)
 }
@@ -355,11 +366,13 @@ func (x *Index) identity(r *podRec) *entry.Identity {
 // Stats is what the index holds.
 type Stats struct {
 	Pods, Services, EndpointSlices, Owners, NodeAddresses int
+	// Changes counts objects set or deleted since the start.
+	Changes uint64
 }
 
 // Stats counts what the index holds.
 func (x *Index) Stats() Stats {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	return Stats{Pods: len(x.pods), Services: len(x.services), EndpointSlices: len(x.slices), Owners: len(x.owners), NodeAddresses: len(x.nodes)}
+	return Stats{Pods: len(x.pods), Services: len(x.services), EndpointSlices: len(x.slices), Owners: len(x.owners), NodeAddresses: len(x.nodes), Changes: x.changes}
 }

@@ -148,6 +148,7 @@ func (w *Watcher) Counters() map[string]uint64 {
 		"kube_services":       uint64(st.Services),
 		"kube_endpointslices": uint64(st.EndpointSlices),
 		"kube_owners":         uint64(st.Owners),
+		"kube_changes":        st.Changes,
 	}
 }
 
