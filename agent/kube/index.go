@@ -30,7 +30,7 @@ type Index struct {
 	services    map[string]*svcRec     // namespace/name
 	byClusterIP map[netip.Addr]*svcRec
 	slices      map[string]sliceRec            // namespace/name of the slice
-	podSvcs     map[types.UID][]string         // services whose slices list the pod
+	podSvcs     map[types.UID]map[string]int   // services whose slices list the pod, and by how many slices
 	owners      map[types.UID]ownerRec         // ReplicaSets and Jobs: what owns them
 	nodes       map[netip.Addr]*entry.Identity // node addresses (hostNetwork pods answer there)
 	changes     uint64                         // objects set or deleted, for Stats
@@ -73,7 +73,7 @@ func NewIndex() *Index {
 		services:    map[string]*svcRec{},
 		byClusterIP: map[netip.Addr]*svcRec{},
 		slices:      map[string]sliceRec{},
-		podSvcs:     map[types.UID][]string{},
+		podSvcs:     map[types.UID]map[string]int{},
 		owners:      map[types.UID]ownerRec{},
 		nodes:       map[netip.Addr]*entry.Identity{},
 	}
@@ -195,8 +195,9 @@ func (x *Index) SetEndpointSlice(s *discoveryv1.EndpointSlice) {
 	x.changes++
 	defer x.mu.Unlock()
 	key := s.Namespace + "/" + s.Name
+	x.countSlice(x.slices[key], -1)
 	x.slices[key] = rec
-	x.rebuildPodServices()
+	x.countSlice(rec, +1)
 }
 
 // DeleteEndpointSlice forgets a slice.
@@ -204,27 +205,30 @@ func (x *Index) DeleteEndpointSlice(namespace, name string) {
 	x.mu.Lock()
 	x.changes++
 	defer x.mu.Unlock()
-	delete(x.slices, namespace+"/"+name)
-	x.rebuildPodServices()
+	key := namespace + "/" + name
+	x.countSlice(x.slices[key], -1)
+	delete(x.slices, key)
 }
 
-// rebuildPodServices recomputes the services of every pod from the slices.
-// Slices change far less often than lookups happen.
-func (x *Index) rebuildPodServices() {
-	clear(x.podSvcs)
-	for _, s := range x.slices {
-		if s.service == "" {
-			continue
+// countSlice adds (d = +1) or takes away (d = -1) a slice's pods from
+// their services.
+func (x *Index) countSlice(s sliceRec, d int) {
+	if s.service == "" || len(s.pods) == 0 {
+		return
+	}
+	name := s.service[strings.IndexByte(s.service, '/')+1:]
+	for _, uid := range s.pods {
+		m := x.podSvcs[uid]
+		if m == nil {
+			m = map[string]int{}
+			x.podSvcs[uid] = m
 		}
-		name := s.service[strings.IndexByte(s.service, '/')+1:]
-		for _, uid := range s.pods {
-			if !slices.Contains(x.podSvcs[uid], name) {
-				x.podSvcs[uid] = append(x.podSvcs[uid], name)
+		if m[name] += d; m[name] <= 0 {
+			delete(m, name)
+			if len(m) == 0 {
+				delete(x.podSvcs, uid)
 			}
 		}
-	}
-	for _, names := range x.podSvcs {
-		slices.Sort(names)
 	}
 	x.gen++
 }
@@ -356,8 +360,13 @@ func (x *Index) identity(r *podRec) *entry.Identity {
 	case "":
 		id.Workload, id.WorkloadKind = r.name, "Pod"
 	}
-	if svcs := x.podSvcs[r.uid]; len(svcs) > 0 {
-		id.Service = strings.Join(svcs, ",")
+	if m := x.podSvcs[r.uid]; len(m) > 0 {
+		names := make([]string, 0, len(m))
+		for n := range m {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		id.Service = strings.Join(names, ",")
 	}
 	r.id, r.idGen = id, x.gen
 	return id
