@@ -190,3 +190,64 @@ func TestIdentityFromAPIServer(t *testing.T) {
 	check("dst after the IP changed hands", after[0].GetDst(), &podwirev1.Endpoint{Ip: srvHost.IP, Namespace: ns, Pod: "cache-0", WorkloadKind: "StatefulSet", Workload: "cache", Node: "node-a"})
 	check("old entry's dst", a.Get(t, e.GetId()).GetDst(), &podwirev1.Endpoint{Ip: srvHost.IP, Namespace: ns, Pod: "cart-0", WorkloadKind: "StatefulSet", Workload: "cart", Service: svc.Name, Node: "node-a"})
 }
+
+// TestTwoNodesReportCrossNodeCallOnce: two agents scoped to two cgroup
+// subtrees act as two nodes. A call from a pod on node-a to a pod on node-b
+// is reported once, by node-b's agent (the server's side), with both ends
+// named; node-a's agent leaves it, counted.
+func TestTwoNodesReportCrossNodeCallOnce(t *testing.T) {
+	agenttest.RequireRoot(t)
+	cl := kubetest.Start(t)
+	cs := cl.Client
+	ctx := context.Background()
+	ns := "shop"
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	yes := true
+	srvHost, cliHost := agenttest.NewHostPair(t, 41)
+	rootA := agenttest.NewCgroup(t, "", agenttest.RandomName("podwire-node-a-"))
+	rootB := agenttest.NewCgroup(t, "", agenttest.RandomName("podwire-node-b-"))
+	web := makePod(t, cs, rootA, ns, "web-0", cliHost.IP, "node-a",
+		metav1.OwnerReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "web", UID: "6d1f0c3e-0000-4000-8000-00000000000a", Controller: &yes}, true, nil)
+	cart := makePod(t, cs, rootB, ns, "cart-0", srvHost.IP, "node-b",
+		metav1.OwnerReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "cart", UID: "6d1f0c3e-0000-4000-8000-00000000000b", Controller: &yes}, false, nil)
+
+	agentA := agenttest.StartAgent(t, daemon.Options{CgroupRoot: rootA.Path, Kubeconfig: cl.Kubeconfig, NodeName: "node-a"})
+	agentB := agenttest.StartAgent(t, daemon.Options{CgroupRoot: rootB.Path, Kubeconfig: cl.Kubeconfig, NodeName: "node-b"})
+	deadline := time.Now().Add(30 * time.Second)
+	for agentA.Counters()["kube_pods"] < 2 || agentB.Counters()["kube_pods"] < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("agents not in sync: %v / %v", agentA.Counters(), agentB.Counters())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	addr := srvHost.IP + ":8080"
+	srv := cart.cg.PeerInHost(srvHost, "http-server "+addr)
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+	curl := []string{"-sS", "--retry", "50", "--retry-connrefused", "--retry-delay", "0", "--retry-max-time", "20", "-o", "/dev/null", "http://" + addr + "/cross-node"}
+	if o, err := web.cg.InHost(cliHost, "curl", curl...).CombinedOutput(); err != nil {
+		t.Fatalf("curl: %v\n%s", err, o)
+	}
+	got := agentB.WaitEntries(t, `path == "/cross-node"`, 1, 30*time.Second)
+	if len(got) != 1 {
+		t.Fatalf("node-b's agent: %d entries, want 1", len(got))
+	}
+	e := got[0]
+	if e.GetNode() != "node-b" || e.GetSrc().GetPod() != "web-0" || e.GetSrc().GetNode() != "node-a" || e.GetDst().GetPod() != "cart-0" || e.GetDst().GetNode() != "node-b" {
+		t.Errorf("entry: node %s, %s@%s -> %s@%s; want node-b, web-0@node-a -> cart-0@node-b",
+			e.GetNode(), e.GetSrc().GetPod(), e.GetSrc().GetNode(), e.GetDst().GetPod(), e.GetDst().GetNode())
+	}
+	for agentA.Counters()["conns_reported_by_other_node"] < 1 {
+		if time.Now().After(deadline.Add(30 * time.Second)) {
+			t.Fatalf("node-a's agent never saw the call: %v", agentA.Counters())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if dup := agentA.Query(t, `path == "/cross-node"`, 10, 0); len(dup) != 0 {
+		t.Errorf("node-a's agent reported the call too (%d entries)", len(dup))
+	}
+}

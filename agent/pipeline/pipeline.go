@@ -58,7 +58,15 @@ type Pipeline struct {
 	dns        *dns.Tracker
 	dnsStats   dns.Stats
 	udpPartial atomic.Uint64 // datagrams larger than one record, not dissected
+	otherNode  atomic.Uint64 // connections left to the server's node's agent
 }
+
+// ignore is the handler of a connection another agent reports.
+type ignore struct{}
+
+func (ignore) Data(tcp.Dir, []byte, time.Time) {}
+func (ignore) Gap(tcp.Dir, int, time.Time)     {}
+func (ignore) End(tcp.EndReason, time.Time)    {}
 
 // New builds the stages after capture; Open attaches the capture itself.
 func New(cfg Config, st *store.Store) (*Pipeline, error) {
@@ -77,6 +85,12 @@ func New(cfg Config, st *store.Store) (*Pipeline, error) {
 		factory = func(c *tcp.ConnInfo) tcp.Handler {
 			c.LocalWho = id.Local(c.CgroupID, c.Local)
 			c.RemoteWho = id.Remote(c.Remote)
+			if r := c.RemoteWho; c.Role == tcp.RoleClient && r != nil && r.Pod != "" && r.Node != "" && p.cfg.Node != "" && r.Node != p.cfg.Node {
+				// A pod here calling a pod on another node: that node's
+				// agent reports the exchange from the server's side.
+				p.otherNode.Add(1)
+				return ignore{}
+			}
 			return inner(c)
 		}
 	}
@@ -168,6 +182,7 @@ func (p *Pipeline) Counters() map[string]uint64 {
 	out["conns_detected"] = ds.Detected.Load()
 	out["conns_undetected"] = ds.Undetected.Load()
 	out["conn_records"] = ds.ConnRecords.Load()
+	out["conns_reported_by_other_node"] = p.otherNode.Load()
 	out["conns_refused"] = ds.Refused.Load()
 	out["conns_sniff_over_budget"] = ds.OverBudget.Load()
 	out["dissector_panics"] = ds.Panics.Load()

@@ -66,3 +66,52 @@ func TestIdentityOnEntries(t *testing.T) {
 		t.Errorf("identifier called %d times, want 2 (once per end of the one connection)", id.calls)
 	}
 }
+
+// TestOtherNodeReportsCrossNodeCalls: a pod here calling a pod on another
+// node is left to that node's agent (which sees the server's side); the
+// same call seen from the server's side here is reported.
+func TestOtherNodeReportsCrossNodeCalls(t *testing.T) {
+	local := netip.MustParseAddrPort("198.18.0.1:40000")
+	remote := netip.MustParseAddrPort("198.18.0.2:8080")
+	for _, tc := range []struct {
+		name    string
+		client  bool // the local socket opened the connection
+		node    string
+		entries int
+	}{
+		{"client here, server on another node", true, "n2", 0},
+		{"client here, server on this node", true, "n1", 1},
+		{"server here, client on another node", false, "n2", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := &names{byAddr: map[netip.Addr]*entry.Identity{remote.Addr(): {Pod: "peer", Namespace: "ns", Node: tc.node}}}
+			st := store.New(store.Config{Node: "n1"})
+			p, err := New(Config{Node: "n1", Identify: id}, st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t0 := time.Unix(100, 0)
+			out, in := tcp.Egress, tcp.Ingress
+			req, resp := "GET /x HTTP/1.1\r\nHost: a\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+			if !tc.client {
+				out, in = in, out // the request comes in
+			}
+			for _, s := range []tcp.Segment{
+				{Dir: out, Seq: 9, Flags: tcp.FlagSYN},
+				{Dir: in, Seq: 99, Flags: tcp.FlagSYN | tcp.FlagACK},
+				{Dir: out, Seq: 10, Flags: tcp.FlagACK, Payload: []byte(req)},
+				{Dir: in, Seq: 100, Flags: tcp.FlagACK, Payload: []byte(resp)},
+			} {
+				s.Cookie, s.Time, s.Local, s.Remote = 1, t0, local, remote
+				t0 = t0.Add(time.Millisecond)
+				p.Feed(&s)
+			}
+			if n := st.Stats().Added; int(n) != tc.entries {
+				t.Errorf("%d entries, want %d", n, tc.entries)
+			}
+			if skipped := p.Counters()["conns_reported_by_other_node"]; int(skipped) != 1-tc.entries {
+				t.Errorf("conns_reported_by_other_node = %d", skipped)
+			}
+		})
+	}
+}
