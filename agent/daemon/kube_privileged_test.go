@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/podwire/podwire/agent/agenttest"
@@ -250,4 +251,88 @@ func TestTwoNodesReportCrossNodeCallOnce(t *testing.T) {
 	if dup := agentA.Query(t, `path == "/cross-node"`, 10, 0); len(dup) != 0 {
 		t.Errorf("node-a's agent reported the call too (%d entries)", len(dup))
 	}
+}
+
+// TestAPIServerOutage: with the API server stopped for 30 s, capture goes
+// on and entries keep the names already known; once it is back, a pod
+// created then is named within seconds, without restarting the agent.
+func TestAPIServerOutage(t *testing.T) {
+	agenttest.RequireRoot(t)
+	cl := kubetest.Start(t)
+	cs := cl.Client
+	ctx := context.Background()
+	ns := "shop"
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	yes := true
+	owner := func(name, uid string) metav1.OwnerReference {
+		return metav1.OwnerReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: name, UID: types.UID(uid), Controller: &yes}
+	}
+	srvHost, cliHost := agenttest.NewHostPair(t, 42)
+	root := agenttest.NewCgroup(t, "", agenttest.RandomName("podwire-test-"))
+	web := makePod(t, cs, root, ns, "web-0", cliHost.IP, "node-a", owner("web", "6d1f0c3e-0000-4000-8000-0000000000c1"), true, nil)
+	cart := makePod(t, cs, root, ns, "cart-0", srvHost.IP, "node-a", owner("cart", "6d1f0c3e-0000-4000-8000-0000000000c2"), false, nil)
+	a := agenttest.StartAgent(t, daemon.Options{CgroupRoot: root.Path, Kubeconfig: cl.Kubeconfig, NodeName: "node-a"})
+	deadline := time.Now().Add(30 * time.Second)
+	for a.Counters()["kube_synced"] != 1 || a.Counters()["kube_pods"] < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("not in sync: %v", a.Counters())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	addr := srvHost.IP + ":8080"
+	srv := cart.cg.PeerInHost(srvHost, "http-server "+addr)
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+	get := func(c *agenttest.Cgroup, path string) {
+		t.Helper()
+		args := []string{"-sS", "--retry", "50", "--retry-connrefused", "--retry-delay", "0", "--retry-max-time", "20", "-o", "/dev/null", "http://" + addr + path}
+		if o, err := c.InHost(cliHost, "curl", args...).CombinedOutput(); err != nil {
+			t.Fatalf("curl %s: %v\n%s", path, err, o)
+		}
+	}
+
+	if err := cl.StopAPIServer(); err != nil {
+		t.Fatal(err)
+	}
+	down := time.Now()
+	for i := 0; time.Since(down) < 30*time.Second; i++ {
+		get(web.cg, fmt.Sprintf("/while-down/%d", i))
+		time.Sleep(2 * time.Second)
+	}
+	during := a.WaitEntries(t, `path.startsWith("/while-down/")`, 10, 30*time.Second)
+	if len(during) < 10 {
+		t.Fatalf("%d entries while the API server was down, want every exchange (at least 10)", len(during))
+	}
+	for _, e := range during {
+		if e.GetSrc().GetPod() != "web-0" || e.GetDst().GetPod() != "cart-0" {
+			t.Errorf("%s while down: %s -> %s, want web-0 -> cart-0 from the cache", e.GetPath(), e.GetSrc().GetPod(), e.GetDst().GetPod())
+		}
+	}
+
+	if err := cl.StartAPIServer(ctx); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	late := makePod(t, cs, root, ns, "late-0", cliHost.IP, "node-a", owner("late", "6d1f0c3e-0000-4000-8000-0000000000c3"), true, nil)
+	// late-0 took web-0's address: once the agent has the change, calls
+	// from that address are late-0's.
+	if err := cs.CoreV1().Pods(ns).Delete(ctx, "web-0", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		get(late.cg, "/after")
+		es := a.Query(t, `path == "/after" && src.pod == "late-0"`, 1, 0)
+		if len(es) == 1 {
+			break
+		}
+		if time.Since(back) > 20*time.Second {
+			t.Fatalf("20 s after the API server came back the agent still does not name late-0: %v", a.Counters())
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Logf("the change made after the API server came back was named %.1f s later", time.Since(back).Seconds())
 }
