@@ -2,10 +2,15 @@ package redis
 
 import (
 	"bytes"
+	"math/bits"
 	"time"
+	"unsafe"
 
 	"github.com/podwire/podwire/agent/tcp"
 )
+
+// keepBody bounds the body buffer a direction keeps between messages.
+const keepBody = 8 << 10
 
 // pstate is where a direction's parser stands.
 type pstate uint8
@@ -31,8 +36,9 @@ const (
 // frame is an aggregate in progress.
 type frame struct {
 	kind        byte
-	total, left int64
+	w           uint8 // digits of the element count, the width of the indices
 	indent      int32
+	total, left int64
 }
 
 // half is the parser of one direction, and the message it is building.
@@ -93,7 +99,7 @@ func (h *half) reset() {
 	h.stack = h.stack[:0]
 	h.mute = 0
 	h.wire = 0
-	if cap(h.body) > 8<<10 {
+	if cap(h.body) > keepBody {
 		h.body = nil
 	}
 	h.body = h.body[:0]
@@ -128,25 +134,70 @@ func (h *half) markIncomplete(note string) {
 	}
 }
 
+// reserve makes room for n more bytes of body, which the caller has
+// checked fit under max. The buffer doubles (up to max), so a message costs
+// a few allocations at most, and nothing once the buffer is warm.
+func (h *half) reserve(n int) {
+	if len(h.body)+n > cap(h.body) {
+		h.grow(n)
+	}
+}
+
+func (h *half) grow(n int) {
+	need := len(h.body) + n
+	// Powers of two: a buffer grown from an odd size (a reserve for a
+	// whole array) would pass keepBody sooner and be dropped by every
+	// reset.
+	c := max(min(1<<bits.Len(uint(max(2*cap(h.body), need, 256)-1)), h.max), need)
+	nb := make([]byte, len(h.body), c)
+	copy(nb, h.body)
+	h.body = nb
+}
+
+// The renderers write into the room reserve made and then reslice body
+// onto itself (h.body = h.body[:n]): unlike append, that stores no pointer,
+// so no write barrier runs while the GC is marking.
+
 // put renders s, or nothing once the body is full.
 func (h *half) put(s string) {
 	if h.full || h.mute > 0 {
 		return
 	}
-	if len(h.body)+len(s) > h.max {
+	n := len(h.body)
+	if n+len(s) > h.max {
 		h.full, h.trunc = true, true
 		return
 	}
-	h.body = append(h.body, s...)
+	h.reserve(len(s))
+	h.body = h.body[:n+len(s)]
+	copy(h.body[n:], s)
 }
 
+// newline renders a line break and indent spaces, as many of them as fit.
 func (h *half) newline(indent int32) {
-	h.put("\n")
-	if !h.full {
-		h.nl = len(h.body)
+	if h.full {
+		return
 	}
-	for range indent {
-		h.put(" ")
+	if h.mute > 0 {
+		h.nl = len(h.body)
+		return
+	}
+	n := len(h.body)
+	room := h.max - n
+	if room < 1 {
+		h.full, h.trunc = true, true
+		return
+	}
+	k := min(1+max(int(indent), 0), room)
+	h.reserve(k)
+	h.body = h.body[:n+k]
+	h.body[n] = '\n'
+	for i := n + 1; i < n+k; i++ {
+		h.body[i] = ' '
+	}
+	h.nl = n + 1
+	if k < 1+int(indent) {
+		h.full, h.trunc = true, true
 	}
 }
 
@@ -154,26 +205,119 @@ func (h *half) col() int32 { return int32(len(h.body) - h.nl) }
 
 const hexDigits = "0123456789abcdef"
 
-// putEsc renders b escaped as redis-cli does, byte by byte, so the result
-// does not depend on how b was cut.
-func (h *half) putEsc(b []byte) {
-	if h.full || h.mute > 0 {
-		return
+// escTab is what each byte takes escaped: 1 (itself), 2 (\n, \", ...) or 4
+// (\xNN).
+var escTab = func() (t [256]uint8) {
+	for i := range t {
+		t[i] = uint8(escLen(byte(i)))
 	}
-	if len(h.body)+4*len(b) <= h.max {
-		for _, c := range b {
-			h.body = appendEsc(h.body, c)
-		}
-		return
-	}
+	return t
+}()
+
+// escSize is the length of b escaped.
+func escSize(b []byte) int {
+	n := 0
 	for _, c := range b {
-		n := escLen(c)
-		if len(h.body)+n > h.max {
-			h.full, h.trunc = true, true
-			return
-		}
-		h.body = appendEsc(h.body, c)
+		n += int(escTab[c])
 	}
+	return n
+}
+
+// escInto writes b escaped into dst, which has room for it, and returns
+// the bytes written. Runs of bytes shown as they are are copied at once.
+func escInto(dst, b []byte) int {
+	k := 0
+	for len(b) > 0 {
+		i := 0
+		for i < len(b) && escTab[b[i]] == 1 {
+			i++
+		}
+		if i < 16 {
+			d := dst[k : k+i]
+			for j := range d {
+				d[j] = b[j]
+			}
+			k += i
+		} else {
+			k += copy(dst[k:], b[:i])
+		}
+		if i == len(b) {
+			break
+		}
+		k += escByte(dst[k:], b[i])
+		b = b[i+1:]
+	}
+	return k
+}
+
+// escByte writes one byte that needs escaping and returns its length.
+func escByte(dst []byte, c byte) int {
+	switch c {
+	case '"', '\\':
+		dst[0], dst[1] = '\\', c
+		return 2
+	case '\n':
+		dst[0], dst[1] = '\\', 'n'
+		return 2
+	case '\r':
+		dst[0], dst[1] = '\\', 'r'
+		return 2
+	case '\t':
+		dst[0], dst[1] = '\\', 't'
+		return 2
+	}
+	if c < 0x20 || c > 0x7e {
+		dst[0], dst[1], dst[2], dst[3] = '\\', 'x', hexDigits[c>>4], hexDigits[c&15]
+		return 4
+	}
+	dst[0] = c
+	return 1
+}
+
+// putEsc renders b escaped as redis-cli does. When it does not fit, what
+// does is rendered as if byte by byte, so the result does not depend on
+// how b was cut.
+func (h *half) putEsc(b []byte) {
+	if h.full || h.mute > 0 || len(b) == 0 {
+		return
+	}
+	n := len(h.body)
+	room := h.max - n
+	e := 4 * len(b)
+	if len(b) > 32 || e > room {
+		e = escSize(b)
+	}
+	if e <= room {
+		h.reserve(e)
+		k := escInto(h.body[n:n+e], b)
+		h.body = h.body[:n+k]
+		return
+	}
+	// Truncated: as much as fits, without cutting an escape.
+	h.reserve(room)
+	dst := h.body[n : n+room]
+	k := 0
+	for len(b) > 0 {
+		i := 0
+		for i < len(b) && escTab[b[i]] == 1 {
+			i++
+		}
+		if i > room-k {
+			k += copy(dst[k:], b[:room-k])
+			break
+		}
+		k += copy(dst[k:], b[:i])
+		if i == len(b) {
+			break
+		}
+		if int(escTab[b[i]]) > room-k {
+			break
+		}
+		k += escByte(dst[k:], b[i])
+		b = b[i+1:]
+	}
+	h.body = h.body[:n+k]
+	h.full, h.trunc = true, true
 }
 
 func escLen(c byte) int {
@@ -184,23 +328,6 @@ func escLen(c byte) int {
 		return 4
 	}
 	return 1
-}
-
-func appendEsc(b []byte, c byte) []byte {
-	switch c {
-	case '"', '\\':
-		return append(b, '\\', c)
-	case '\n':
-		return append(b, '\\', 'n')
-	case '\r':
-		return append(b, '\\', 'r')
-	case '\t':
-		return append(b, '\\', 't')
-	}
-	if c < 0x20 || c > 0x7e {
-		return append(b, '\\', 'x', hexDigits[c>>4], hexDigits[c&15])
-	}
-	return append(b, c)
 }
 
 // plain says whether b can be shown without quotes.
@@ -225,25 +352,36 @@ func (h *half) putQuoted(b []byte, over bool) {
 	h.put(`"`)
 }
 
-func (h *half) putIndex(i, n int64, mark byte) {
-	var buf [24]byte
-	w := digits(n) - digits(i)
-	k := 0
-	for ; k < w; k++ {
-		buf[k] = ' '
+// putIndex renders the index i right-aligned in w digits, then mark and a
+// space ("  7) "), all or nothing.
+func (h *half) putIndex(i int64, w int, mark byte) {
+	if h.full || h.mute > 0 {
+		return
 	}
-	var num [20]byte
-	j := len(num)
-	for v := i; ; v /= 10 {
-		j--
-		num[j] = byte('0' + v%10)
-		if v < 10 {
+	k := max(w, digits(i)) + 2
+	n := len(h.body)
+	if n+k > h.max {
+		h.full, h.trunc = true, true
+		return
+	}
+	h.reserve(k)
+	h.body = h.body[:n+k]
+	putNum(h.body[n:n+k-2], i)
+	h.body[n+k-2], h.body[n+k-1] = mark, ' '
+}
+
+// putNum writes v (>= 0) right-aligned in dst, spaces before it.
+func putNum(dst []byte, v int64) {
+	j := len(dst) - 1
+	for ; j >= 0; j-- {
+		dst[j] = byte('0' + v%10)
+		if v /= 10; v == 0 {
 			break
 		}
 	}
-	k += copy(buf[k:], num[j:])
-	buf[k], buf[k+1] = mark, ' '
-	h.put(string(buf[:k+2]))
+	for j--; j >= 0; j-- {
+		dst[j] = ' '
+	}
 }
 
 func digits(n int64) int {
@@ -306,6 +444,12 @@ func (c *conn) feed(h *half, b []byte, t time.Time) {
 			h.st = stLine
 			h.inline = h.req && b[0] != '*'
 		case stLine:
+			if b[0] == '$' && len(h.line) == 0 && !h.inline {
+				if n := c.fastBulks(h, b); n > 0 {
+					b = b[n:]
+					continue
+				}
+			}
 			i := bytes.IndexByte(b, '\n')
 			if i < 0 {
 				if len(h.line)+len(b) > maxLine+2 {
@@ -365,6 +509,264 @@ func (c *conn) feed(h *half, b []byte, t time.Time) {
 			return
 		}
 	}
+}
+
+// fastBulks parses the run of whole bulk strings ("$3\r\nxxx\r\n") at
+// the start of b, the bulk of most commands and replies, in one step each
+// instead of a header line, the payload and its CRLF one state at a time;
+// it returns the bytes it consumed. It stops (leaving the rest to the
+// general path) at anything else: another type, a bulk cut by the end of
+// b, a header or trailer that is not plain digits and CRLF, an element the
+// general path must see (muted, captured for pub/sub).
+func (c *conn) fastBulks(h *half, b []byte) int {
+	p := 0
+	for p < len(b) && b[p] == '$' && h.st == stLine && !c.dead {
+		if !h.req && !h.full && h.mute == 0 && len(h.stack) > 0 {
+			if f := &h.stack[len(h.stack)-1]; f.left > 1 && f.total > f.left && f.kind != '%' && f.kind != '|' &&
+				(len(h.stack) > 1 || !h.capElems || f.total-f.left >= 4) {
+				if n := h.fastElems(f, b[p:]); n > 0 {
+					p += n
+					continue
+				}
+			}
+		}
+		q, l := p+1, 0
+		for q < len(b) && q-p <= 10 && '0' <= b[q] && b[q] <= '9' {
+			l = l*10 + int(b[q]-'0')
+			q++
+		}
+		if q == p+1 || q+1 >= len(b) || b[q] != '\r' || b[q+1] != '\n' {
+			break
+		}
+		v := q + 2
+		end := v + l
+		if end+2 > len(b) || end < v || b[end] != '\r' || b[end+1] != '\n' {
+			break
+		}
+		wire := int64(end + 2 - p)
+		if h.req {
+			if len(h.stack) == 0 {
+				break
+			}
+			h.wire += wire
+			c.argStart(h)
+			if l > 0 {
+				c.bulkData(h, b[v:end])
+			}
+			c.bulkEnd(h)
+		} else if !c.fastBulk(h, b[v:end], wire) {
+			break
+		}
+		p = end + 2
+	}
+	return p
+}
+
+// fastElems renders the run of whole bulk strings at the start of b that
+// are elements of the array, set or push f, after its first and before its
+// last (which take the general way in and out of the aggregate), and
+// returns the bytes it consumed. The caller has checked that none is
+// captured or muted and that the body is not full; it stops at the first
+// element that would not fit under max. Each element is rendered as
+// beginValue, put and putEsc would: "\n", the indent, the index
+// right-aligned (counted up in place instead of formatted each time), the
+// mark and the quoted value.
+func (h *half) fastElems(f *frame, b []byte) int {
+	w, indent := int(f.w), max(int(f.indent), 0)
+	if w > 10 {
+		return 0
+	}
+	mark := byte(')')
+	if f.kind == '~' {
+		mark = '~'
+	}
+	var lab [10]byte
+	num := f.total - f.left // the index shown by the previous element
+	putNum(lab[:w], num)
+	body := h.body
+	n, nl := len(body), h.nl
+	var wire int64
+	p := 0
+	for f.left > 1 && p < len(b) && b[p] == '$' {
+		q, l := p+1, 0
+		for q < len(b) && q-p <= 10 && '0' <= b[q] && b[q] <= '9' {
+			l = l*10 + int(b[q]-'0')
+			q++
+		}
+		if q == p+1 || q+1 >= len(b) || b[q] != '\r' || b[q+1] != '\n' {
+			break
+		}
+		v := q + 2
+		end := v + l
+		if end+2 > len(b) || end < v || b[end] != '\r' || b[end+1] != '\n' {
+			break
+		}
+		val := b[v:end]
+		ev := 4 * l
+		if l > 32 {
+			ev = escSize(val)
+		}
+		need := 1 + indent + w + 4 + ev
+		if n+need > h.max {
+			break
+		}
+		if n+need > cap(body) {
+			h.body = body[:n]
+			h.reserve(need)
+			body = h.body
+		}
+		dst := body[n : n+need]
+		dst[0] = '\n'
+		k := 1
+		for ; k <= indent; k++ {
+			dst[k] = ' '
+		}
+		for i := w - 1; i >= 0; i-- {
+			if c := lab[i]; c == '9' {
+				lab[i] = '0'
+				continue
+			} else if c == ' ' {
+				lab[i] = '1'
+			} else {
+				lab[i] = c + 1
+			}
+			break
+		}
+		k += copy(dst[k:k+w], lab[:w])
+		dst[k], dst[k+1], dst[k+2] = mark, ' ', '"'
+		k += 3
+		if l <= 32 {
+			for _, c := range val {
+				if escTab[c] == 1 {
+					dst[k] = c
+					k++
+				} else {
+					k += escByte(dst[k:], c)
+				}
+			}
+		} else {
+			k += escInto(dst[k:], val)
+		}
+		dst[k] = '"'
+		nl = n + 1
+		n += k + 1
+		wire += int64(end + 2 - p)
+		f.left--
+		p = end + 2
+	}
+	h.body = body[:n]
+	h.nl = nl
+	h.wire += wire
+	if p > 0 {
+		h.capIdx = -1
+		h.btyp = '$'
+	}
+	return p
+}
+
+// fastBulk is a whole bulk string v of a reply, an element of the
+// aggregate in progress or the whole reply: it does what onLine, bulkData
+// and bulkEnd would. It does nothing and reports false when the element
+// needs the general path.
+func (c *conn) fastBulk(h *half, v []byte, wire int64) bool {
+	if h.mute > 0 {
+		return false
+	}
+	var f *frame
+	var idx int64
+	if d := len(h.stack); d > 0 {
+		f = &h.stack[d-1]
+		idx = f.total - f.left
+		if d == 1 && h.capElems && idx < 4 {
+			return false
+		}
+	}
+	h.capIdx = -1
+	h.btyp = '$'
+	h.wire += wire
+	if !h.full && !h.renderBulk(f, idx, v) {
+		// Near the limit: render it step by step, to cut it where the
+		// general path would.
+		c.beginValue(h)
+		h.put(`"`)
+		h.putEsc(v)
+		h.put(`"`)
+	}
+	if f != nil && f.left > 1 {
+		f.left--
+		return true
+	}
+	c.endValue(h)
+	return true
+}
+
+// renderBulk renders element idx of f (nil: a reply on its own), the bulk
+// string v, with its prefix, as beginValue, put and putEsc would, when it
+// all fits under max; otherwise it renders nothing and reports false.
+func (h *half) renderBulk(f *frame, idx int64, v []byte) bool {
+	ev := 4 * len(v)
+	if len(v) > 32 {
+		ev = escSize(v)
+	}
+	need := ev + 2
+	var mark byte
+	indent := -1
+	num := idx + 1
+	if f != nil {
+		mark = ')'
+		switch f.kind {
+		case '%':
+			if idx%2 == 1 {
+				mark = 0 // " => " and the value
+				need += 4
+				break
+			}
+			idx /= 2
+			num = idx + 1
+			mark = '#'
+		case '~':
+			mark = '~'
+		}
+		if mark != 0 {
+			if idx > 0 {
+				indent = max(int(f.indent), 0)
+				need += 1 + indent
+			}
+			need += max(int(f.w), digits(num)) + 2
+		}
+	}
+	n := len(h.body)
+	if n+need > h.max {
+		return false
+	}
+	h.reserve(need)
+	dst := h.body[n : n+need]
+	k := 0
+	if f != nil {
+		if mark == 0 {
+			k = copy(dst, " => ")
+		} else {
+			if indent >= 0 {
+				dst[0] = '\n'
+				for i := 1; i <= indent; i++ {
+					dst[i] = ' '
+				}
+				k = 1 + indent
+				h.nl = n + 1
+			}
+			w := max(int(f.w), digits(num))
+			putNum(dst[k:k+w], num)
+			k += w
+			dst[k], dst[k+1] = mark, ' '
+			k += 2
+		}
+	}
+	dst[k] = '"'
+	k++
+	k += escInto(dst[k:], v)
+	dst[k] = '"'
+	h.body = h.body[:n+k+1]
+	return true
 }
 
 // onLine handles one whole line (with its LF); false means malformed.
@@ -492,6 +894,14 @@ func (c *conn) onLine(h *half, ln []byte) bool {
 		if len(h.stack) == 0 && typ != '|' && h.mute == 0 {
 			h.topKind, h.topN = typ, cnt
 			h.capElems = (typ == '>' && cnt >= 1) || (typ == '*' && cnt >= 2 && cnt <= 4)
+			if !h.full {
+				// Each element takes at least its index, mark, space,
+				// two characters and a line break: room for that at once
+				// spares a large reply most steps of growing. Up to what
+				// reset keeps, so that a header alone cannot make a
+				// connection hold more than a message would.
+				h.reserve(min(h.max-len(h.body), keepBody, int(min(elems, keepBody))*(digits(cnt)+5)))
+			}
 		}
 		if typ == '|' {
 			h.mute++
@@ -510,7 +920,7 @@ func (c *conn) onLine(h *half, ln []byte) bool {
 			}
 			break
 		}
-		h.stack = append(h.stack, frame{kind: typ, total: elems, left: elems, indent: h.col()})
+		h.stack = append(h.stack, frame{kind: typ, w: uint8(digits(cnt)), total: elems, left: elems, indent: h.col()})
 		return true
 	default:
 		return false
@@ -553,11 +963,7 @@ func (c *conn) beginValue(h *half) {
 	if idx > 0 {
 		h.newline(f.indent)
 	}
-	n := f.total
-	if f.kind == '%' {
-		n /= 2
-	}
-	h.putIndex(idx+1, n, mark)
+	h.putIndex(idx+1, int(f.w), mark)
 }
 
 func pushWord(b []byte) bool {
@@ -664,7 +1070,7 @@ func (c *conn) bulkEnd(h *half) {
 		}
 	case argPath:
 		if plain(h.path) && !h.pathOver {
-			h.put(string(h.path))
+			h.put(unsafe.String(unsafe.SliceData(h.path), len(h.path)))
 		} else {
 			h.putQuoted(h.path, h.pathOver)
 		}

@@ -92,15 +92,32 @@ func (s *Stats) Snapshot() map[string]uint64 {
 
 // exchange is one command and its reply in one allocation.
 type exchange struct {
+	exchangeHead
+	// arena holds small bodies and the path, so that a small exchange is
+	// one allocation; it is never written after being handed out.
+	arena [arenaSize]byte
+}
+
+type exchangeHead struct {
 	e         entry.Entry
 	req, resp entry.Message
 	subs      int8  // pub/sub command kind (cmdInfo.subs)
 	nargs     int64 // arguments after the name
-	// arena holds small bodies and the path, so that a small exchange is
-	// one allocation; it is never written after being handed out.
-	arena [112]byte
-	used  int
+	used      int   // bytes of arena handed out
 }
+
+// arenaSize is at least minArena bytes, and more up to the end of the
+// allocator's size class, so the room comes for free: the classes between
+// 512 and 768 bytes are 64 bytes apart, and an object of that size with
+// pointers carries an 8-byte header (today 568 bytes of head, the header
+// and 128 of arena fill the 704-byte class). Replies of about ten short
+// elements (LRANGE 0 9) then fit along with their command.
+const (
+	minArena     = 112
+	mallocHeader = 8
+	headSize     = int(unsafe.Sizeof(exchangeHead{})) + mallocHeader
+	arenaSize    = (headSize+minArena+63)/64*64 - headSize
+)
 
 // keep copies b into the exchange's arena when it fits, or a new slice.
 func (ex *exchange) keep(b []byte) []byte {
@@ -346,16 +363,25 @@ func (c *conn) send(ex *exchange) {
 }
 
 func (c *conn) newExchange(h *half) *exchange {
+	// Field by field: a struct literal stored into the new exchange would
+	// be copied with a write barrier over every word of it.
 	ex := &exchange{}
-	ex.e = entry.Entry{
-		Time:     h.start,
-		Protocol: entry.ProtoRedis,
-		Src:      c.src,
-		Dst:      c.dst,
-		ConnID:   c.info.ID,
-		Request:  &ex.req,
-	}
+	e := &ex.e
+	e.Time = h.start
+	e.Protocol = entry.ProtoRedis
+	e.Src, e.Dst = c.src, c.dst
+	e.ConnID = c.info.ID
+	e.Request = &ex.req
 	return ex
+}
+
+// setMessage fills the zero message m (of ex) with the message in h.
+func (ex *exchange) setMessage(m *entry.Message, h *half) {
+	m.Body = ex.keep(h.body)
+	m.BodyBytes = h.wire
+	m.Truncated = h.trunc
+	m.Start = h.start
+	m.End = h.last
 }
 
 // command handles a command parsed (whole or as far as it went).
@@ -368,8 +394,8 @@ func (c *conn) command(h *half) {
 		if ex.subs == 1 {
 			c.subscribed = true
 		}
-	} else {
-		e.Method = string(upper(h.name[:h.nameLen]))
+	} else if m := ex.keep(upper(h.name[:h.nameLen])); len(m) > 0 {
+		e.Method = unsafe.String(&m[0], len(m))
 	}
 	if len(h.path) > 0 {
 		if h.cmd != nil && h.cmd.sub {
@@ -379,13 +405,7 @@ func (c *conn) command(h *half) {
 		e.Path = unsafe.String(&p[0], len(p))
 	}
 	ex.nargs = h.nargs - 1
-	ex.req = entry.Message{
-		Body:      ex.keep(h.body),
-		BodyBytes: h.wire,
-		Truncated: h.trunc,
-		Start:     h.start,
-		End:       h.last,
-	}
+	ex.setMessage(&ex.req, h)
 	if h.incomplete {
 		e.Incomplete = true
 		e.AddNote(h.note)
@@ -474,13 +494,7 @@ func (c *conn) answer(h *half) {
 		c.stats.Orphans.Add(1)
 		return
 	}
-	ex.resp = entry.Message{
-		Body:      ex.keep(h.body),
-		BodyBytes: h.wire,
-		Truncated: h.trunc,
-		Start:     h.start,
-		End:       h.last,
-	}
+	ex.setMessage(&ex.resp, h)
 	e := &ex.e
 	e.Response = &ex.resp
 	if h.errReply {
