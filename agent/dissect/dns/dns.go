@@ -10,9 +10,9 @@
 package dns
 
 import (
-	"strconv"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/podwire/podwire/agent/dissect/sniff"
 	"github.com/podwire/podwire/agent/entry"
@@ -151,33 +151,96 @@ func Detect(b []byte, tcpFramed bool) Verdict {
 	return Yes
 }
 
-// exchange is one query and its response; the entry and its messages
-// live in one allocation.
-type exchange struct {
-	e         entry.Entry
-	req, resp entry.Message
-	id        uint16
-	retries   int
-	dir       uint8 // TCP: the direction the query came from
+// pending is a query waiting for its response: what its entry will hold,
+// with the request body rendered. The Tracker and each TCP connection
+// keep the pendings they are done with for the next queries, so that a
+// query allocates nothing; its entry is made, in one allocation, once it
+// is complete (see exchange).
+type pending struct {
+	body            []byte // the request body; its capacity is reused
+	nameAt, nameEnd int    // the first question's name in body
+	time            time.Time
+	method          string
+	bodyBytes       int64
+	src, dst        entry.Endpoint
+	connID          uint64
+	retries         int
+	id              uint16
+	dir             uint8 // TCP: the direction the query came from
+	cut             bool  // request records left out
+	malformed       bool  // request records that could not be read
+}
+
+// reset readies q for reuse. A body grown large (a query with many
+// records) is let go rather than kept with q.
+func (q *pending) reset() {
+	body := q.body[:0]
+	if cap(body) > 1024 {
+		body = nil
+	}
+	*q = pending{body: body}
+}
+
+// path is the first question's name as the entry's Path has it: without
+// the trailing dot, but the root stays ".".
+func (q *pending) path() []byte {
+	name := q.body[q.nameAt:q.nameEnd]
+	if len(name) > 1 {
+		name = name[:len(name)-1]
+	}
+	return name
+}
+
+// fill sets what e and its request get from q. text is where the
+// strings go: the path (lower-cased), then the request body. It returns
+// what is left of text. When the request is the last thing in text, its
+// body keeps the rest of text as capacity, so that the entry's Size counts
+// it; otherwise its capacity ends with it, so that an append to it never
+// writes over what follows.
+func (q *pending) fill(e *entry.Entry, req *entry.Message, text []byte, last bool) []byte {
+	path := q.path()
+	copy(text, path)
+	lowerASCII(text[:len(path)])
+	e.Path = unsafe.String(&text[0], len(path))
+	text = text[len(path):]
+	n := copy(text, q.body)
+	if last {
+		req.Body = text[:n]
+	} else {
+		req.Body = text[:n:n]
+	}
+	e.Time = q.time
+	e.Protocol = entry.ProtoDNS
+	e.Method = q.method
+	e.Src, e.Dst = q.src, q.dst
+	e.ConnID = q.connID
+	req.Truncated = q.cut
+	req.BodyBytes = q.bodyBytes
+	req.Start, req.End = q.time, q.time
+	e.Request = req
+	if q.malformed {
+		e.AddNote("malformed query")
+	}
+	return text[n:]
 }
 
 // parser renders messages; it is not safe for concurrent use.
 type parser struct {
 	cfg   Config
 	stats *Stats
-	buf   []byte // scratch for bodies
-	path  []byte // scratch for the first question's name
+	buf   []byte // scratch for response bodies
 }
 
-// query parses a query into a new exchange; an error means the header
-// or the question could not be parsed and the message is dropped.
-func (p *parser) query(msg []byte, h *header, ts time.Time) (*exchange, error) {
+// query parses the query msg into q; an error means the header or the
+// question could not be parsed and the message is dropped.
+func (p *parser) query(q *pending, msg []byte, h *header, ts time.Time) error {
 	if h.qd == 0 {
-		return nil, errNoQuest
+		return errNoQuest
 	}
-	b := p.buf[:0]
+	b := q.body[:0]
+	defer func() { q.body = b }()
 	b = append(b, "id "...)
-	b = strconv.AppendUint(b, uint64(h.id), 10)
+	b = appendUint(b, uint64(h.id))
 	if h.opcode != 0 {
 		b = append(b, " opcode "...)
 		b = appendOpcode(b, h.opcode)
@@ -187,83 +250,73 @@ func (p *parser) query(msg []byte, h *header, ts time.Time) (*exchange, error) {
 	var qtype uint16
 	var err error
 	for i := 0; i < int(h.qd); i++ {
-		show := i < p.cfg.MaxRecords && len(b) <= maxBody
+		// The first question is always shown (MaxRecords > 0, b is
+		// short); its name, lower-cased, is the entry's path.
+		show := i < p.cfg.MaxRecords && len(b) <= maxBody || i == 0
 		mode := nameSkip
 		if show {
 			b = append(b, "\n;"...)
 			mode = nameAsIs
 		}
-		if i == 0 {
-			if p.path, _, err = readName(msg, off, p.path[:0], nameLower); err != nil {
-				p.buf = b
-				return nil, err
-			}
-		}
+		at := len(b)
 		if b, off, err = readName(msg, off, b, mode); err != nil {
-			p.buf = b
-			return nil, err
+			return err
 		}
 		if off+4 > len(msg) {
-			p.buf = b
-			return nil, errShort
+			return errShort
 		}
 		t, c := u16(msg[off:]), u16(msg[off+2:])
 		if i == 0 {
 			qtype = t
+			q.nameAt, q.nameEnd = at, len(b)
 		}
 		off += 4
 		if show {
-			b = append(b, ' ')
-			b = appendClass(b, c)
-			b = append(b, ' ')
-			b = appendType(b, t)
+			b = appendClassType(b, c, t)
 		}
 	}
-	ex := &exchange{id: h.id}
-	e := &ex.e
-	e.Time = ts
-	e.Protocol = entry.ProtoDNS
-	e.Method = typeName(qtype)
-	path := p.path
-	if len(path) > 1 {
-		path = path[:len(path)-1] // no trailing dot, but the root stays "."
-	}
-	e.Path = string(path)
 	// Queries rarely carry more than an OPT record; UPDATE carries records.
-	b, _, cut, ok := p.sections(b, msg, off, h, false)
-	ex.req.Truncated = cut
+	var ok bool
+	b, _, q.cut, ok = p.sections(b, msg, off, h, false)
 	if !ok {
 		p.stats.Malformed.Add(1)
-		e.AddNote("malformed query")
+		q.malformed = true
 	}
-	ex.req.Body = append([]byte(nil), b...)
-	ex.req.BodyBytes = int64(len(msg))
-	ex.req.Start, ex.req.End = ts, ts
-	e.Request = &ex.req
-	p.buf = b
-	return ex, nil
+	q.id = h.id
+	q.time = ts
+	q.method = typeName(qtype)
+	q.bodyBytes = int64(len(msg))
+	return nil
 }
 
-// answer adds the response msg to ex.
-func (p *parser) answer(ex *exchange, msg []byte, h *header, ts time.Time) {
-	e := &ex.e
+// unanswered returns the entry of q without a response.
+func (p *parser) unanswered(q *pending) *entry.Entry {
+	r, text := newRequest(len(q.path()) + len(q.body))
+	r.e.Notes = r.notes[:0]
+	q.fill(&r.e, &r.req, text, true)
+	return &r.e
+}
+
+// answer returns the entry of q with the response msg.
+func (p *parser) answer(q *pending, msg []byte, h *header, ts time.Time) *entry.Entry {
 	b := p.buf[:0]
+	// The status goes after "status: " once EDNS is known.
 	b = append(b, ";; ->>HEADER<<- opcode: "...)
 	b = appendOpcode(b, h.opcode)
 	b = append(b, ", status: "...)
 	statusAt := len(b)
 	b = append(b, ", id: "...)
-	b = strconv.AppendUint(b, uint64(h.id), 10)
+	b = appendUint(b, uint64(h.id))
 	b = append(b, "\n;; flags:"...)
 	b = appendFlags(b, h.flags)
 	b = append(b, "; QUERY: "...)
-	b = strconv.AppendUint(b, uint64(h.qd), 10)
+	b = appendUint(b, uint64(h.qd))
 	b = append(b, ", ANSWER: "...)
-	b = strconv.AppendUint(b, uint64(h.an), 10)
+	b = appendUint(b, uint64(h.an))
 	b = append(b, ", AUTHORITY: "...)
-	b = strconv.AppendUint(b, uint64(h.ns), 10)
+	b = appendUint(b, uint64(h.ns))
 	b = append(b, ", ADDITIONAL: "...)
-	b = strconv.AppendUint(b, uint64(h.ar), 10)
+	b = appendUint(b, uint64(h.ar))
 	// Skip the question: the request shows it.
 	off, ok := headerLen, true
 	for i := 0; i < int(h.qd) && ok; i++ {
@@ -274,27 +327,34 @@ func (p *parser) answer(ex *exchange, msg []byte, h *header, ts time.Time) {
 		off += 4
 	}
 	rcode := int(h.rcode)
+	var cut bool
 	if ok {
 		var ext int
-		b, ext, ex.resp.Truncated, ok = p.sections(b, msg, off, h, true)
+		b, ext, cut, ok = p.sections(b, msg, off, h, true)
 		rcode |= ext << 4
 	}
 	if !ok {
 		b = append(b, "\n;; malformed response"...)
 		p.stats.Malformed.Add(1)
+	}
+	p.buf = b
+	status := rcodeText(rcode)
+
+	ex, text := newExchange(len(q.path()) + len(q.body) + len(b) + len(status))
+	e := &ex.e
+	text = q.fill(e, &ex.req, text, false)
+	n := copy(text, b[:statusAt])
+	n += copy(text[n:], status)
+	n += copy(text[n:], b[statusAt:])
+	ex.resp.Body = text[:n] // the rest of text as capacity, for Size
+	ex.resp.Truncated = cut
+	if !ok {
 		e.AddNote("malformed response")
 	}
-	// The status goes into the first line now that EDNS is known.
-	var st [16]byte
-	name := appendRcode(st[:0], rcode)
-	b = append(b, name...)
-	copy(b[statusAt+len(name):], b[statusAt:len(b)-len(name)])
-	copy(b[statusAt:], name)
 	if h.tc {
 		p.stats.Truncated.Add(1)
 		e.AddNote("truncated (TC)")
 	}
-	ex.resp.Body = append([]byte(nil), b...)
 	ex.resp.BodyBytes = int64(len(msg))
 	ex.resp.Start, ex.resp.End = ts, ts
 	e.Response = &ex.resp
@@ -303,7 +363,36 @@ func (p *parser) answer(ex *exchange, msg []byte, h *header, ts time.Time) {
 	if e.Latency = ts.Sub(e.Time); e.Latency < 0 {
 		e.Latency = 0
 	}
-	p.buf = b
+	return e
+}
+
+// ptrNames remembers where the text of owner names that were a bare
+// compression pointer went in the body, by the offset pointed to. The
+// text of such a name depends on nothing but the message and that
+// offset, so another name that is the same pointer (and may point there:
+// backwards, past the header) copies it rather than reading the labels
+// again. Only names whose record is shown whole are remembered: an OPT
+// record's name is overwritten.
+type ptrNames struct {
+	n    int
+	last [4]struct{ ptr, at, end int }
+}
+
+func (s *ptrNames) find(ptr, off int) (txt struct{ ptr, at, end int }, ok bool) {
+	if ptr < headerLen || ptr >= off {
+		return txt, false
+	}
+	for _, t := range s.last[:min(s.n, len(s.last))] {
+		if t.ptr == ptr {
+			return t, true
+		}
+	}
+	return txt, false
+}
+
+func (s *ptrNames) add(ptr, at, end int) {
+	s.last[s.n%len(s.last)] = struct{ ptr, at, end int }{ptr, at, end}
+	s.n++
 }
 
 var sectionNames = [3]string{"\n;; ANSWER SECTION:", "\n;; AUTHORITY SECTION:", "\n;; ADDITIONAL SECTION:"}
@@ -313,15 +402,17 @@ var sectionNames = [3]string{"\n;; ANSWER SECTION:", "\n;; AUTHORITY SECTION:", 
 // whether records were left out (MaxRecords, maxBody) and false when the
 // message is malformed.
 func (p *parser) sections(b, msg []byte, off int, h *header, resp bool) (_ []byte, ext int, cut bool, ok bool) {
-	counts := [3]uint16{h.an, h.ns, h.ar}
-	for s, n := range counts {
+	counts := [3]int{int(h.an), int(h.ns), int(h.ar)}
+	var seen ptrNames
+	for s := range len(counts) {
+		n := counts[s]
 		if n == 0 {
 			continue
 		}
 		if resp || s != 2 || n != 1 {
 			b = append(b, sectionNames[s]...)
 		}
-		for i := 0; i < int(n); i++ {
+		for i := 0; i < n; i++ {
 			show := i < p.cfg.MaxRecords && len(b) <= maxBody
 			if !show && !cut {
 				b = append(b, "\n;; ... records left out"...)
@@ -333,8 +424,22 @@ func (p *parser) sections(b, msg []byte, off int, h *header, resp bool) (_ []byt
 				b = append(b, '\n')
 				mode = nameAsIs
 			}
-			var err error
-			if b, off, err = readName(msg, off, b, mode); err != nil || off+10 > len(msg) {
+			// Most owner names are a bare pointer to one met before.
+			ptr := -1
+			if show && off+1 < len(msg) && msg[off]&0xC0 == 0xC0 {
+				ptr = int(msg[off]&0x3F)<<8 | int(msg[off+1])
+			}
+			if txt, ok := seen.find(ptr, off); ok {
+				b = append(b, b[txt.at:txt.end]...)
+				off += 2
+				ptr = -1 // remembered already
+			} else {
+				var err error
+				if b, off, err = readName(msg, off, b, mode); err != nil {
+					return b[:nameAt], ext, cut, false
+				}
+			}
+			if off+10 > len(msg) {
 				return b[:nameAt], ext, cut, false
 			}
 			t, class, ttl := u16(msg[off:]), u16(msg[off+2:]), u32(msg[off+4:])
@@ -349,12 +454,12 @@ func (p *parser) sections(b, msg []byte, off int, h *header, resp bool) (_ []byt
 					b = appendOPT(b[:nameAt+1], class, ttl, msg[off:off+rdl])
 				}
 			} else if show {
+				if ptr >= 0 {
+					seen.add(ptr, nameAt+1, len(b))
+				}
 				b = append(b, ' ')
-				b = strconv.AppendUint(b, uint64(ttl), 10)
-				b = append(b, ' ')
-				b = appendClass(b, class)
-				b = append(b, ' ')
-				b = appendType(b, t)
+				b = appendUint(b, uint64(ttl))
+				b = appendClassType(b, class, t)
 				b = append(b, ' ')
 				b = appendRdata(b, msg, t, off, off+rdl)
 			}

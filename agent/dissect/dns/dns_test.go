@@ -442,3 +442,29 @@ func TestDetect(t *testing.T) {
 		t.Errorf("Detect allocates %v times", n)
 	}
 }
+
+// TestAllocs: a query and its response make one allocation, the entry
+// with everything it points to; so does a query that times out.
+func TestAllocs(t *testing.T) {
+	tr := NewTracker(Config{}, func(*entry.Entry) {}, nil)
+	for _, n := range []string{"a", "cname", "edns", "soa"} {
+		qb, rb := readHex(t, n+".q"), readHex(t, n+".r")
+		got := testing.AllocsPerRun(200, func() {
+			tr.Datagram(client, server, qb, t0)
+			tr.Datagram(server, client, rb, t0)
+		})
+		if got != 1 {
+			t.Errorf("%s: %v allocations per query and response, want 1", n, got)
+		}
+	}
+	qb := readHex(t, "a.q")
+	now := t0
+	got := testing.AllocsPerRun(200, func() {
+		tr.Datagram(client, server, qb, now)
+		now = now.Add(time.Hour)
+		tr.Tick(now)
+	})
+	if got != 1 {
+		t.Errorf("%v allocations per unanswered query, want 1", got)
+	}
+}

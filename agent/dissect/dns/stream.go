@@ -27,7 +27,8 @@ type stream struct {
 	emit  func(*entry.Entry)
 	stats *Stats
 	s     [2]side
-	pend  []*exchange // queries awaiting a response, oldest first
+	pend  []*pending // queries awaiting a response, oldest first
+	spare []*pending // for the next queries
 	ended bool
 }
 
@@ -112,50 +113,71 @@ func (c *stream) message(dir tcp.Dir, msg []byte, t time.Time) {
 		return
 	}
 	if !h.qr {
-		ex, err := c.p.query(msg, &h, t)
-		if err != nil {
+		q := c.newPending()
+		if err := c.p.query(q, msg, &h, t); err != nil {
 			c.stats.Malformed.Add(1)
+			c.release(q)
 			return
 		}
 		local, remote := entry.EndpointAt(c.info.Local), entry.EndpointAt(c.info.Remote)
 		if dir == tcp.Egress {
-			ex.e.Src, ex.e.Dst = local, remote
+			q.src, q.dst = local, remote
 		} else {
-			ex.e.Src, ex.e.Dst = remote, local
+			q.src, q.dst = remote, local
 		}
-		ex.e.ConnID = c.info.ID
-		ex.dir = uint8(dir)
+		q.connID = c.info.ID
+		q.dir = uint8(dir)
 		if len(c.pend) >= c.p.cfg.MaxPending {
 			c.unanswered(1)
 		}
-		c.pend = append(c.pend, ex)
+		c.pend = append(c.pend, q)
 		return
 	}
 	// The latest query with the id gets the response.
 	for i := len(c.pend) - 1; i >= 0; i-- {
-		ex := c.pend[i]
-		if ex.id != h.id || ex.dir == uint8(dir) {
+		q := c.pend[i]
+		if q.id != h.id || q.dir == uint8(dir) {
 			continue
 		}
 		copy(c.pend[i:], c.pend[i+1:])
 		c.pend[len(c.pend)-1] = nil
 		c.pend = c.pend[:len(c.pend)-1]
-		c.p.answer(ex, msg, &h, t)
+		e := c.p.answer(q, msg, &h, t)
+		c.release(q)
 		c.stats.Entries.Add(1)
-		c.emit(&ex.e)
+		c.emit(e)
 		return
 	}
 	c.stats.Orphans.Add(1)
 }
 
+func (c *stream) newPending() *pending {
+	if n := len(c.spare); n > 0 {
+		q := c.spare[n-1]
+		c.spare = c.spare[:n-1]
+		return q
+	}
+	return new(pending)
+}
+
+// release keeps q for a next query; a few are enough for a connection.
+func (c *stream) release(q *pending) {
+	if len(c.spare) < 4 {
+		q.reset()
+		c.spare = append(c.spare, q)
+	}
+}
+
 // unanswered emits the n oldest waiting queries without a response.
 func (c *stream) unanswered(n int) {
-	for _, ex := range c.pend[:n] {
+	for _, q := range c.pend[:n] {
 		c.stats.Timeouts.Add(1)
 		c.stats.Entries.Add(1)
-		ex.e.Failed = true
-		ex.e.AddNote("no response")
-		c.emit(&ex.e)
+		e := c.p.unanswered(q)
+		e.Failed = true
+		e.AddNote("no response")
+		c.release(q)
+		c.emit(e)
 	}
 	m := copy(c.pend, c.pend[n:])
 	clear(c.pend[m:])
@@ -165,7 +187,7 @@ func (c *stream) unanswered(n int) {
 // expire emits the queries that have waited longer than Timeout at t.
 func (c *stream) expire(t time.Time) {
 	n := 0
-	for n < len(c.pend) && t.Sub(c.pend[n].e.Time) >= c.p.cfg.Timeout {
+	for n < len(c.pend) && t.Sub(c.pend[n].time) >= c.p.cfg.Timeout {
 		n++
 	}
 	if n > 0 {
@@ -189,4 +211,5 @@ func (c *stream) End(reason tcp.EndReason, t time.Time) {
 	c.ended = true
 	c.unanswered(len(c.pend))
 	c.s = [2]side{}
+	c.pend, c.spare = nil, nil
 }

@@ -9,24 +9,35 @@ import (
 	"github.com/podwire/podwire/agent/entry"
 )
 
-// key identifies a query: who asked whom, with which id.
+// key identifies a query: who asked whom, with which id. It has no
+// padding, so that the map hashes and compares it as one block of memory
+// (netip.AddrPort has padding after the port).
 type key struct {
-	client, server netip.AddrPort
-	id             uint16
+	client, server netip.Addr
+	cport, sport   uint16
+	id             uint32
 }
 
-// pending is a query in the Tracker: waiting for its response (ex set),
-// or answered (ex nil) and kept until its timeout so that a duplicate
-// response is recognised as one.
-type pending struct {
-	ex  *exchange
+func makeKey(client, server netip.AddrPort, id uint16) key {
+	return key{client: client.Addr(), server: server.Addr(), cport: client.Port(), sport: server.Port(), id: uint32(id)}
+}
+
+// slot is a query in the Tracker: waiting for its response (q set), or
+// answered (q nil) and kept until its timeout so that a duplicate
+// response is recognised as one. A free slot has seq 0.
+type slot struct {
+	k   key
+	q   *pending
 	t   time.Time // query time
 	seq uint64    // matches the queue item that owns it
 }
 
+// queued is a query in arrival order: the slot it was put in, and the
+// slot's seq then, which no longer matches once the query was retried,
+// timed out or evicted.
 type queued struct {
-	k   key
-	seq uint64
+	slot int32
+	seq  uint64
 }
 
 // Tracker pairs the DNS datagrams of one agent into entries. Its methods
@@ -37,14 +48,18 @@ type Tracker struct {
 	p     parser
 	emit  func(*entry.Entry)
 	stats *Stats
-	m     map[key]pending
+	// m finds the slot of a query; slots holds them (at most MaxPending
+	// in use), free the unused ones.
+	m     map[key]int32
+	slots []slot
+	free  []int32
+	spare []*pending // for the next queries
 	// q holds the queries in arrival order, oldest at q[head]; items whose
-	// seq no longer matches the map are stale (the query was retried or
-	// timed out) and skipped.
+	// seq no longer matches their slot are stale and skipped.
 	q    []queued
 	head int
 	seq  uint64
-	out  []*exchange // entries to emit once the lock is released (Tick)
+	out  []*entry.Entry // entries to emit once the lock is released (Tick)
 }
 
 // NewTracker returns a Tracker; stats may be shared, emit receives every
@@ -61,7 +76,7 @@ func NewTracker(cfg Config, emit func(*entry.Entry), stats *Stats) *Tracker {
 		p:     parser{cfg: cfg, stats: stats},
 		emit:  emit,
 		stats: stats,
-		m:     make(map[key]pending, min(cfg.MaxPending, 1024)),
+		m:     make(map[key]int32, min(cfg.MaxPending, 1024)),
 	}
 }
 
@@ -73,42 +88,96 @@ func (t *Tracker) Datagram(src, dst netip.AddrPort, payload []byte, ts time.Time
 		t.stats.Malformed.Add(1)
 		return
 	}
-	var done [2]*exchange
+	var done *entry.Entry
 	t.mu.Lock()
 	if h.qr {
-		done[0] = t.response(src, dst, payload, &h, ts)
+		done = t.response(src, dst, payload, &h, ts)
 	} else {
-		done[0], done[1] = t.query(src, dst, payload, &h, ts)
+		done = t.query(src, dst, payload, &h, ts)
 	}
 	t.mu.Unlock()
-	for _, ex := range done {
-		if ex != nil {
-			t.stats.Entries.Add(1)
-			t.emit(&ex.e)
-		}
+	if done != nil {
+		t.stats.Entries.Add(1)
+		t.emit(done)
 	}
 }
 
-// query adds a query; it returns the query it evicted, if any.
-func (t *Tracker) query(src, dst netip.AddrPort, msg []byte, h *header, ts time.Time) (evicted, _ *exchange) {
-	ex, err := t.p.query(msg, h, ts)
-	if err != nil {
+// query adds a query; it returns the entry of the query it evicted, if
+// any.
+func (t *Tracker) query(src, dst netip.AddrPort, msg []byte, h *header, ts time.Time) (evicted *entry.Entry) {
+	q := t.newPending()
+	if err := t.p.query(q, msg, h, ts); err != nil {
 		t.stats.Malformed.Add(1)
-		return nil, nil
+		t.release(q)
+		return nil
 	}
-	ex.e.Src, ex.e.Dst = entry.EndpointAt(src), entry.EndpointAt(dst)
-	k := key{client: src, server: dst, id: h.id}
-	if old, ok := t.m[k]; ok && old.ex != nil {
-		// Asked again before the answer: the answer goes with the latest.
-		t.stats.Retries.Add(1)
-		ex.retries = old.ex.retries + 1
-	} else if !ok && len(t.m) >= t.p.cfg.MaxPending {
-		evicted = t.evictOldest()
+	q.src, q.dst = entry.EndpointAt(src), entry.EndpointAt(dst)
+	k := makeKey(src, dst, h.id)
+	i, ok := t.m[k]
+	if ok {
+		if old := t.slots[i].q; old != nil {
+			// Asked again before the answer: the answer goes with the latest.
+			t.stats.Retries.Add(1)
+			q.retries = old.retries + 1
+			t.release(old)
+		}
+	} else {
+		if len(t.m) >= t.p.cfg.MaxPending {
+			evicted = t.evictOldest()
+		}
+		i = t.newSlot()
+		t.slots[i].k = k
+		t.m[k] = i
 	}
 	t.seq++
-	t.m[k] = pending{ex: ex, t: ts, seq: t.seq}
-	t.push(queued{k: k, seq: t.seq})
-	return evicted, nil
+	s := &t.slots[i]
+	s.q, s.t, s.seq = q, ts, t.seq
+	t.push(queued{slot: i, seq: t.seq})
+	return evicted
+}
+
+func (t *Tracker) newPending() *pending {
+	if n := len(t.spare); n > 0 {
+		q := t.spare[n-1]
+		t.spare = t.spare[:n-1]
+		return q
+	}
+	return new(pending)
+}
+
+// release keeps q for a next query, up to as many as are usually waiting
+// at once.
+func (t *Tracker) release(q *pending) {
+	if len(t.spare) < 256 {
+		q.reset()
+		t.spare = append(t.spare, q)
+	}
+}
+
+func (t *Tracker) newSlot() int32 {
+	if n := len(t.free); n > 0 {
+		i := t.free[n-1]
+		t.free = t.free[:n-1]
+		return i
+	}
+	t.slots = append(t.slots, slot{})
+	return int32(len(t.slots) - 1)
+}
+
+// drop forgets the query in slot i and returns it if it was still
+// waiting.
+func (t *Tracker) drop(i int32) *pending {
+	s := &t.slots[i]
+	q := s.q
+	delete(t.m, s.k)
+	*s = slot{}
+	t.free = append(t.free, i)
+	return q
+}
+
+// live says whether a queue item still stands for its slot's query.
+func (t *Tracker) live(it queued) bool {
+	return t.slots[it.slot].seq == it.seq
 }
 
 func (t *Tracker) push(it queued) {
@@ -119,7 +188,7 @@ func (t *Tracker) push(it queued) {
 	if len(t.q)-t.head >= 2*t.p.cfg.MaxPending+16 {
 		live := t.q[:0]
 		for _, it := range t.q[t.head:] {
-			if p, ok := t.m[it.k]; ok && p.seq == it.seq {
+			if t.live(it) {
 				live = append(live, it)
 			}
 		}
@@ -135,55 +204,56 @@ func (t *Tracker) push(it queued) {
 
 // evictOldest drops the oldest query to make room; an unanswered one is
 // returned to be emitted as timed out.
-func (t *Tracker) evictOldest() *exchange {
+func (t *Tracker) evictOldest() *entry.Entry {
 	for t.head < len(t.q) {
 		it := t.q[t.head]
 		t.q[t.head] = queued{}
 		t.head++
-		p, ok := t.m[it.k]
-		if !ok || p.seq != it.seq {
+		if !t.live(it) {
 			continue
 		}
-		delete(t.m, it.k)
-		if p.ex != nil {
-			return t.timedOut(p.ex)
+		if q := t.drop(it.slot); q != nil {
+			return t.timedOut(q)
 		}
 		return nil
 	}
 	return nil
 }
 
-func (t *Tracker) timedOut(ex *exchange) *exchange {
+// timedOut returns the entry of q, unanswered, and releases q.
+func (t *Tracker) timedOut(q *pending) *entry.Entry {
 	t.stats.Timeouts.Add(1)
-	ex.e.Failed = true
-	ex.e.AddNote("no response")
-	retried(ex)
-	return ex
+	e := t.p.unanswered(q)
+	e.Failed = true
+	e.AddNote("no response")
+	retried(e, q.retries)
+	t.release(q)
+	return e
 }
 
-func retried(ex *exchange) {
-	if ex.retries > 0 {
-		ex.e.AddNote("retried " + strconv.Itoa(ex.retries) + "x")
+func retried(e *entry.Entry, n int) {
+	if n > 0 {
+		e.AddNote("retried " + strconv.Itoa(n) + "x")
 	}
 }
 
-func (t *Tracker) response(src, dst netip.AddrPort, msg []byte, h *header, ts time.Time) *exchange {
-	k := key{client: dst, server: src, id: h.id}
-	p, ok := t.m[k]
-	switch {
-	case !ok:
+func (t *Tracker) response(src, dst netip.AddrPort, msg []byte, h *header, ts time.Time) *entry.Entry {
+	i, ok := t.m[makeKey(dst, src, h.id)]
+	if !ok {
 		t.stats.Orphans.Add(1)
 		return nil
-	case p.ex == nil:
+	}
+	s := &t.slots[i]
+	q := s.q
+	if q == nil {
 		t.stats.Duplicates.Add(1)
 		return nil
 	}
-	ex := p.ex
-	t.p.answer(ex, msg, h, ts)
-	retried(ex)
-	p.ex = nil
-	t.m[k] = p
-	return ex
+	s.q = nil
+	e := t.p.answer(q, msg, h, ts)
+	retried(e, q.retries)
+	t.release(q)
+	return e
 }
 
 // Tick emits the queries that have waited longer than Timeout at now
@@ -194,14 +264,12 @@ func (t *Tracker) Tick(now time.Time) {
 	out := t.out[:0]
 	for t.head < len(t.q) {
 		it := t.q[t.head]
-		p, ok := t.m[it.k]
-		if ok && p.seq == it.seq {
-			if now.Sub(p.t) < t.p.cfg.Timeout {
+		if t.live(it) {
+			if now.Sub(t.slots[it.slot].t) < t.p.cfg.Timeout {
 				break
 			}
-			delete(t.m, it.k)
-			if p.ex != nil {
-				out = append(out, t.timedOut(p.ex))
+			if q := t.drop(it.slot); q != nil {
+				out = append(out, t.timedOut(q))
 			}
 		}
 		t.q[t.head] = queued{}
@@ -212,9 +280,9 @@ func (t *Tracker) Tick(now time.Time) {
 	}
 	t.out = nil // emit outside the lock; another Tick gets its own slice
 	t.mu.Unlock()
-	for i, ex := range out {
+	for i, e := range out {
 		t.stats.Entries.Add(1)
-		t.emit(&ex.e)
+		t.emit(e)
 		out[i] = nil
 	}
 	t.mu.Lock()
