@@ -119,7 +119,7 @@ func (c *stream) message(dir tcp.Dir, msg []byte, t time.Time) {
 			c.release(q)
 			return
 		}
-		local, remote := entry.EndpointAt(c.info.Local), entry.EndpointAt(c.info.Remote)
+		local, remote := entry.EndpointWith(c.info.Local, c.info.LocalWho), entry.EndpointWith(c.info.Remote, c.info.RemoteWho)
 		if dir == tcp.Egress {
 			q.src, q.dst = local, remote
 		} else {

@@ -193,7 +193,7 @@ func (c *conn) setRole(reqDir tcp.Dir) {
 	c.roleKnown = true
 	c.h[reqDir].req = true
 	c.h[reqDir^1].req = false
-	local, remote := entry.EndpointAt(c.info.Local), entry.EndpointAt(c.info.Remote)
+	local, remote := entry.EndpointWith(c.info.Local, c.info.LocalWho), entry.EndpointWith(c.info.Remote, c.info.RemoteWho)
 	if reqDir == tcp.Egress {
 		c.src, c.dst = local, remote
 	} else {
