@@ -160,7 +160,7 @@ func CheckGenerated() error {
 // Vet runs gofmt and go vet.
 func Vet() error {
 	dirs := []string{"-l"}
-	for _, d := range []string{"agent", "cmd", "pkg", "proto", "internal"} {
+	for _, d := range []string{"agent", "cmd", "pkg", "proto", "internal", "deploy", "tools"} {
 		if _, err := os.Stat(d); err == nil {
 			dirs = append(dirs, d)
 		}
