@@ -216,8 +216,13 @@ func (p *Pipeline) datagram(s *tcp.Segment) {
 		return
 	}
 	src, dst := s.Local, s.Remote
+	var srcWho, dstWho *entry.Identity
+	if id := p.cfg.Identify; id != nil {
+		srcWho, dstWho = id.Local(s.CgroupID, s.Local), id.Remote(s.Remote)
+	}
 	if s.Dir == tcp.Ingress {
 		src, dst = s.Remote, s.Local
+		srcWho, dstWho = dstWho, srcWho
 	}
-	p.dns.Datagram(src, dst, s.Payload, s.Time)
+	p.dns.DatagramOf(src, dst, srcWho, dstWho, s.Payload, s.Time)
 }

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/dns/dnsmessage"
+
 	"github.com/podwire/podwire/agent/entry"
 	"github.com/podwire/podwire/agent/store"
 	"github.com/podwire/podwire/agent/tcp"
@@ -113,5 +115,36 @@ func TestOtherNodeReportsCrossNodeCalls(t *testing.T) {
 				t.Errorf("conns_reported_by_other_node = %d", skipped)
 			}
 		})
+	}
+}
+
+// TestIdentityOnDNSDatagrams: DNS over UDP entries name their ends too.
+func TestIdentityOnDNSDatagrams(t *testing.T) {
+	client := netip.MustParseAddrPort("198.18.0.1:53000")
+	server := netip.MustParseAddrPort("198.18.0.2:53")
+	web := &entry.Identity{Pod: "web-1", Namespace: "shop"}
+	dns := &entry.Identity{Pod: "coredns-1", Namespace: "kube-system", Service: "kube-dns"}
+	id := &names{byCgroup: map[uint64]*entry.Identity{42: web}, byAddr: map[netip.Addr]*entry.Identity{server.Addr(): dns}}
+	st := store.New(store.Config{Node: "n"})
+	p, err := New(Config{Node: "n", Identify: id}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := dnsmessage.Message{Header: dnsmessage.Header{ID: 7, RecursionDesired: true},
+		Questions: []dnsmessage.Question{{Name: dnsmessage.MustNewName("cart.shop.svc.cluster.local."), Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET}}}
+	qb, _ := q.Pack()
+	r := q
+	r.Header.Response = true
+	rb, _ := r.Pack()
+	t0 := time.Unix(100, 0)
+	p.Feed(&tcp.Segment{UDP: true, CgroupID: 42, Time: t0, Dir: tcp.Egress, Local: client, Remote: server, Payload: qb})
+	p.Feed(&tcp.Segment{UDP: true, CgroupID: 42, Time: t0.Add(time.Millisecond), Dir: tcp.Ingress, Local: client, Remote: server, Payload: rb})
+	var got []*entry.Entry
+	st.Query(store.Query{}, func(e *entry.Entry) bool { got = append(got, e); return true })
+	if len(got) != 1 {
+		t.Fatalf("%d entries, want 1", len(got))
+	}
+	if *got[0].Src.Ident() != *web || *got[0].Dst.Ident() != *dns {
+		t.Errorf("src %+v dst %+v, want web-1 -> coredns-1", got[0].Src.Ident(), got[0].Dst.Ident())
 	}
 }

@@ -83,6 +83,12 @@ func NewTracker(cfg Config, emit func(*entry.Entry), stats *Stats) *Tracker {
 // Datagram takes one UDP payload from src to dst: a query, or a response
 // when the QR bit is set. payload is not kept.
 func (t *Tracker) Datagram(src, dst netip.AddrPort, payload []byte, ts time.Time) {
+	t.DatagramOf(src, dst, nil, nil, payload, ts)
+}
+
+// DatagramOf is Datagram with the identities of the two ends (nil when
+// unknown); a query's entry keeps those of the query.
+func (t *Tracker) DatagramOf(src, dst netip.AddrPort, srcWho, dstWho *entry.Identity, payload []byte, ts time.Time) {
 	h, ok := parseHeader(payload)
 	if !ok {
 		t.stats.Malformed.Add(1)
@@ -93,7 +99,7 @@ func (t *Tracker) Datagram(src, dst netip.AddrPort, payload []byte, ts time.Time
 	if h.qr {
 		done = t.response(src, dst, payload, &h, ts)
 	} else {
-		done = t.query(src, dst, payload, &h, ts)
+		done = t.query(src, dst, srcWho, dstWho, payload, &h, ts)
 	}
 	t.mu.Unlock()
 	if done != nil {
@@ -104,14 +110,14 @@ func (t *Tracker) Datagram(src, dst netip.AddrPort, payload []byte, ts time.Time
 
 // query adds a query; it returns the entry of the query it evicted, if
 // any.
-func (t *Tracker) query(src, dst netip.AddrPort, msg []byte, h *header, ts time.Time) (evicted *entry.Entry) {
+func (t *Tracker) query(src, dst netip.AddrPort, srcWho, dstWho *entry.Identity, msg []byte, h *header, ts time.Time) (evicted *entry.Entry) {
 	q := t.newPending()
 	if err := t.p.query(q, msg, h, ts); err != nil {
 		t.stats.Malformed.Add(1)
 		t.release(q)
 		return nil
 	}
-	q.src, q.dst = entry.EndpointAt(src), entry.EndpointAt(dst)
+	q.src, q.dst = entry.EndpointWith(src, srcWho), entry.EndpointWith(dst, dstWho)
 	k := makeKey(src, dst, h.id)
 	i, ok := t.m[k]
 	if ok {
