@@ -62,9 +62,6 @@ var readGrants = []string{"/pods", "/services", "/nodes", "discovery.k8s.io/endp
 
 var readVerbs = []string{"get", "list", "watch"}
 
-// pendingFlags are rendered from values for agent flags that do not exist
-// yet (documented as needing agent support).
-var pendingFlags = map[string]bool{"capture-namespace": true, "skip-namespace": true}
 
 // valueSet is one way of installing the chart, with what it must render
 // beyond what every set renders.
@@ -660,18 +657,14 @@ func checkCommon(t *testing.T, r *rendered, release, ns string, knownFlags map[s
 	if !slices.Contains(c.Args, "--node-name=$(NODE_NAME)") {
 		t.Errorf("args %q lack --node-name=$(NODE_NAME)", c.Args)
 	}
-	// Every rendered flag is one the agent has (or one documented as pending).
-	logged := map[string]bool{}
+	// Every rendered flag is one the agent has.
 	for _, a := range c.Args {
 		name, ok := strings.CutPrefix(a, "--")
 		name, _, _ = strings.Cut(name, "=")
 		switch {
 		case !ok:
 			t.Errorf("argument %q is not a flag", a)
-		case knownFlags[name], logged[name]:
-		case pendingFlags[name]:
-			logged[name] = true
-			t.Logf("--%s is rendered but not in `podwire agent --help` yet (documented as needing agent support)", name)
+		case knownFlags[name]:
 		default:
 			t.Errorf("--%s is not a flag of `podwire agent`", name)
 		}

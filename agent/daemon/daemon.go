@@ -49,7 +49,10 @@ type Options struct {
 	// the in-cluster config in a pod, and none (cgroup names only)
 	// elsewhere.
 	Kubeconfig string
-	Log        *slog.Logger
+	// CaptureNamespaces, when set, keeps only traffic of pods in these
+	// namespaces; SkipNamespaces drops that of pods in these.
+	CaptureNamespaces, SkipNamespaces []string
+	Log                               *slog.Logger
 }
 
 // heapMargin is the heap allowed beyond the store's accounting: buffers,
@@ -129,6 +132,7 @@ func Start(o Options) (*Daemon, error) {
 		return nil, err
 	}
 	cfg.Identify = kw
+	cfg.CaptureNamespaces, cfg.SkipNamespaces = o.CaptureNamespaces, o.SkipNamespaces
 	p, err := pipeline.New(cfg, st)
 	if err != nil {
 		kw.Stop()

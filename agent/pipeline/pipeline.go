@@ -5,6 +5,7 @@ package pipeline
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,24 @@ type Config struct {
 	// Identify names the ends of each new connection; nil leaves
 	// entries with addresses only.
 	Identify Identifier
+	// CaptureNamespaces, when not empty, keeps only traffic whose local
+	// socket is in a pod of one of these namespaces; SkipNamespaces drops
+	// traffic whose local socket is in a pod of one of these. Both need
+	// Identify.
+	CaptureNamespaces, SkipNamespaces []string
+}
+
+// wanted tells whether traffic of a local socket named who is kept by the
+// namespace settings.
+func (c *Config) wanted(who *entry.Identity) bool {
+	ns := ""
+	if who != nil {
+		ns = who.Namespace
+	}
+	if len(c.CaptureNamespaces) > 0 && !slices.Contains(c.CaptureNamespaces, ns) {
+		return false
+	}
+	return ns == "" || !slices.Contains(c.SkipNamespaces, ns)
 }
 
 // Identifier names the ends of a connection when it is first seen. The
@@ -59,6 +78,7 @@ type Pipeline struct {
 	dnsStats   dns.Stats
 	udpPartial atomic.Uint64 // datagrams larger than one record, not dissected
 	otherNode  atomic.Uint64 // connections left to the server's node's agent
+	nsSkipped  atomic.Uint64 // connections and datagrams of namespaces not captured
 }
 
 // ignore is the handler of a connection another agent reports.
@@ -85,6 +105,10 @@ func New(cfg Config, st *store.Store) (*Pipeline, error) {
 		factory = func(c *tcp.ConnInfo) tcp.Handler {
 			c.LocalWho = id.Local(c.CgroupID, c.Local)
 			c.RemoteWho = id.Remote(c.Remote)
+			if !p.cfg.wanted(c.LocalWho) {
+				p.nsSkipped.Add(1)
+				return ignore{}
+			}
 			if r := c.RemoteWho; c.Role == tcp.RoleClient && r != nil && r.Pod != "" && r.Node != "" && p.cfg.Node != "" && r.Node != p.cfg.Node {
 				// A pod here calling a pod on another node: that node's
 				// agent reports the exchange from the server's side.
@@ -183,6 +207,7 @@ func (p *Pipeline) Counters() map[string]uint64 {
 	out["conns_undetected"] = ds.Undetected.Load()
 	out["conn_records"] = ds.ConnRecords.Load()
 	out["conns_reported_by_other_node"] = p.otherNode.Load()
+	out["skipped_by_namespace"] = p.nsSkipped.Load()
 	out["conns_refused"] = ds.Refused.Load()
 	out["conns_sniff_over_budget"] = ds.OverBudget.Load()
 	out["dissector_panics"] = ds.Panics.Load()
@@ -219,6 +244,10 @@ func (p *Pipeline) datagram(s *tcp.Segment) {
 	var srcWho, dstWho *entry.Identity
 	if id := p.cfg.Identify; id != nil {
 		srcWho, dstWho = id.Local(s.CgroupID, s.Local), id.Remote(s.Remote)
+		if !p.cfg.wanted(srcWho) {
+			p.nsSkipped.Add(1)
+			return
+		}
 	}
 	if s.Dir == tcp.Ingress {
 		src, dst = s.Remote, s.Local

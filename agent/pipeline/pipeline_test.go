@@ -148,3 +148,28 @@ func TestIdentityOnDNSDatagrams(t *testing.T) {
 		t.Errorf("src %+v dst %+v, want web-1 -> coredns-1", got[0].Src.Ident(), got[0].Dst.Ident())
 	}
 }
+
+func TestNamespaceSettings(t *testing.T) {
+	shop, kube := &entry.Identity{Pod: "a", Namespace: "shop"}, &entry.Identity{Pod: "b", Namespace: "kube-system"}
+	host := &entry.Identity{Process: "sshd"}
+	for _, tc := range []struct {
+		capture, skip []string
+		who           *entry.Identity
+		want          bool
+	}{
+		{nil, nil, shop, true},
+		{nil, nil, nil, true},
+		{[]string{"shop"}, nil, shop, true},
+		{[]string{"shop"}, nil, kube, false},
+		{[]string{"shop"}, nil, host, false},
+		{[]string{"shop"}, nil, nil, false},
+		{nil, []string{"kube-system"}, kube, false},
+		{nil, []string{"kube-system"}, shop, true},
+		{nil, []string{"kube-system"}, host, true},
+	} {
+		c := Config{CaptureNamespaces: tc.capture, SkipNamespaces: tc.skip}
+		if got := c.wanted(tc.who); got != tc.want {
+			t.Errorf("capture %v skip %v, local %+v: kept %v, want %v", tc.capture, tc.skip, tc.who, got, tc.want)
+		}
+	}
+}

@@ -45,6 +45,8 @@ type agentOptions struct {
 	logLevel     string
 	pprofAddr    string
 	kubeconfig   string
+	captureNS    []string
+	skipNS       []string
 }
 
 func agentFlags(o *agentOptions) *pflag.FlagSet {
@@ -69,6 +71,8 @@ func agentFlags(o *agentOptions) *pflag.FlagSet {
 	fs.DurationVar(&o.duration, "duration", 0, "stop after this long (0: run until SIGINT/SIGTERM)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go's net/http/pprof on this address (debugging; keep it on loopback)")
+	fs.StringSliceVar(&o.captureNS, "capture-namespace", nil, "capture only traffic of pods in this namespace (repeatable; needs Kubernetes identity)")
+	fs.StringSliceVar(&o.skipNS, "skip-namespace", nil, "do not capture traffic of pods in this namespace (repeatable)")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of the API server that names pods and services (default: in-cluster config in a pod, else none)")
 	return fs
 }
@@ -87,21 +91,23 @@ func (o *agentOptions) daemonOptions() (daemon.Options, error) {
 		return daemon.Options{}, usageError("--log-level: %v", err)
 	}
 	d := daemon.Options{
-		Listen:        o.listen,
-		CgroupRoot:    o.cgroupRoot,
-		NodeName:      o.nodeName,
-		Version:       version,
-		StoreBytes:    o.storeBytes,
-		MaxBodyBytes:  o.maxBodyBytes,
-		RingBytes:     o.ringBytes,
-		RedactHeaders: o.redactHdrs,
-		RedactBody:    o.redactBody,
-		NoRedact:      o.noRedact,
-		Token:         o.token,
-		MaxConns:      o.maxConns,
-		IdleTimeout:   o.idleTimeout,
-		Kubeconfig:    o.kubeconfig,
-		Log:           slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+		Listen:            o.listen,
+		CgroupRoot:        o.cgroupRoot,
+		NodeName:          o.nodeName,
+		Version:           version,
+		StoreBytes:        o.storeBytes,
+		MaxBodyBytes:      o.maxBodyBytes,
+		RingBytes:         o.ringBytes,
+		RedactHeaders:     o.redactHdrs,
+		RedactBody:        o.redactBody,
+		NoRedact:          o.noRedact,
+		Token:             o.token,
+		MaxConns:          o.maxConns,
+		IdleTimeout:       o.idleTimeout,
+		Kubeconfig:        o.kubeconfig,
+		CaptureNamespaces: o.captureNS,
+		SkipNamespaces:    o.skipNS,
+		Log:               slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 	}
 	for _, p := range o.skipPorts {
 		if p == 0 || p > 65535 {
