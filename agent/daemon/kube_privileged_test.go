@@ -29,10 +29,23 @@ type simPod struct {
 	cg  *agenttest.Cgroup
 }
 
+// layout is how kubelet lays out a pod's container cgroup: its cgroup
+// driver, the pod's QoS class and the container runtime.
+type layout struct {
+	systemd bool
+	qos     string // "guaranteed", "burstable" or "besteffort"
+	runtime string // "containerd", "crio" or "docker"
+}
+
+var (
+	systemdBurstable   = layout{true, "burstable", "containerd"}
+	cgroupfsBestEffort = layout{false, "besteffort", "containerd"}
+	everyLayout        = []layout{{true, "guaranteed", "containerd"}, {true, "burstable", "crio"}, {true, "besteffort", "docker"}, {false, "guaranteed", "docker"}, {false, "burstable", "crio"}, {false, "besteffort", "containerd"}}
+)
+
 // makePod creates the Pod (owned by owner), gives it ip, and makes its
-// container cgroup under root in the systemd driver's layout (burstable)
-// or the cgroupfs driver's (besteffort).
-func makePod(t *testing.T, cs kubernetes.Interface, root *agenttest.Cgroup, ns, name, ip, node string, owner metav1.OwnerReference, systemd bool, labels map[string]string) simPod {
+// container cgroup under root as kubelet would with layout l.
+func makePod(t *testing.T, cs kubernetes.Interface, root *agenttest.Cgroup, ns, name, ip, node string, owner metav1.OwnerReference, l layout, labels map[string]string) simPod {
 	t.Helper()
 	ctx := context.Background()
 	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels, OwnerReferences: []metav1.OwnerReference{owner}},
@@ -41,9 +54,9 @@ func makePod(t *testing.T, cs kubernetes.Interface, root *agenttest.Cgroup, ns, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	cid := strings.Repeat(fmt.Sprintf("%08x", len(name)*7919), 8)
+	cid := fmt.Sprintf("%064x", []byte(name))[:64]
 	p.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}},
-		ContainerStatuses: []corev1.ContainerStatus{{Name: "app", ContainerID: "containerd://" + cid}}}
+		ContainerStatuses: []corev1.ContainerStatus{{Name: "app", ContainerID: l.runtime + "://" + cid}}}
 	if p, err = cs.CoreV1().Pods(ns).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -58,16 +71,24 @@ func makePod(t *testing.T, cs kubernetes.Interface, root *agenttest.Cgroup, ns, 
 		return p
 	}
 	var leaf *agenttest.Cgroup
-	if systemd {
-		a := dir(root.Path, "kubepods.slice")
-		b := dir(a, "kubepods-burstable.slice")
-		c := dir(b, "kubepods-burstable-pod"+strings.ReplaceAll(uid, "-", "_")+".slice")
-		leaf = agenttest.NewCgroup(t, c, "cri-containerd-"+cid+".scope")
+	if l.systemd {
+		d := dir(root.Path, "kubepods.slice")
+		podSlice := "kubepods-pod" + strings.ReplaceAll(uid, "-", "_") + ".slice"
+		if l.qos != "guaranteed" {
+			d = dir(d, "kubepods-"+l.qos+".slice")
+			podSlice = "kubepods-" + l.qos + "-pod" + strings.ReplaceAll(uid, "-", "_") + ".slice"
+		}
+		d = dir(d, podSlice)
+		prefix := map[string]string{"containerd": "cri-containerd-", "crio": "crio-", "docker": "docker-"}[l.runtime]
+		leaf = agenttest.NewCgroup(t, d, prefix+cid+".scope")
 	} else {
-		a := dir(root.Path, "kubepods")
-		b := dir(a, "besteffort")
-		c := dir(b, "pod"+uid)
-		leaf = agenttest.NewCgroup(t, c, cid)
+		d := dir(root.Path, "kubepods")
+		if l.qos != "guaranteed" {
+			d = dir(d, l.qos)
+		}
+		d = dir(d, "pod"+uid)
+		prefix := map[string]string{"crio": "crio-"}[l.runtime]
+		leaf = agenttest.NewCgroup(t, d, prefix+cid)
 	}
 	return simPod{pod: p, cg: leaf}
 }
@@ -104,9 +125,9 @@ func TestIdentityFromAPIServer(t *testing.T) {
 	srvHost, cliHost := agenttest.NewHostPair(t, 40)
 	root := agenttest.NewCgroup(t, "", agenttest.RandomName("podwire-test-"))
 	web := makePod(t, cs, root, ns, "web-5d8f7-x2x9q", cliHost.IP, "node-a",
-		metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: rs.UID, Controller: &yes}, true, map[string]string{"app": "web"})
+		metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: rs.UID, Controller: &yes}, systemdBurstable, map[string]string{"app": "web"})
 	cart := makePod(t, cs, root, ns, "cart-0", srvHost.IP, "node-a",
-		metav1.OwnerReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "cart", UID: "6d1f0c3e-0000-4000-8000-000000000001", Controller: &yes}, false, map[string]string{"app": "cart"})
+		metav1.OwnerReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "cart", UID: "6d1f0c3e-0000-4000-8000-000000000001", Controller: &yes}, cgroupfsBestEffort, map[string]string{"app": "cart"})
 	var svc *corev1.Service
 	if err := kubetest.Retry(ctx, func() (err error) {
 		svc, err = cs.CoreV1().Services(ns).Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "cart"},
@@ -159,6 +180,28 @@ func TestIdentityFromAPIServer(t *testing.T) {
 	check("src", e.GetSrc(), &podwirev1.Endpoint{Ip: cliHost.IP, Namespace: ns, Pod: web.pod.Name, WorkloadKind: "Deployment", Workload: "web", Node: "node-a"})
 	check("dst", e.GetDst(), &podwirev1.Endpoint{Ip: srvHost.IP, Namespace: ns, Pod: "cart-0", WorkloadKind: "StatefulSet", Workload: "cart", Service: svc.Name, Node: "node-a"})
 
+	// A client pod in each cgroup layout kubelet makes (driver x QoS
+	// class x runtime) is named from its cgroup.
+	for i, l := range everyLayout {
+		name := fmt.Sprintf("client-%d", i)
+		c := makePod(t, cs, root, ns, name, cliHost.IP, "node-a",
+			metav1.OwnerReference{APIVersion: "apps/v1", Kind: "DaemonSet", Name: "clients", UID: "6d1f0c3e-0000-4000-8000-0000000000d0", Controller: &yes}, l, nil)
+		for a.Counters()["kube_pods"] < uint64(3+i) {
+			if time.Now().After(deadline.Add(30 * time.Second)) {
+				t.Fatalf("the agent did not see %s", name)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		curl[len(curl)-1] = "http://" + addr + "/layout/" + name
+		if o, err := c.cg.InHost(cliHost, "curl", curl...).CombinedOutput(); err != nil {
+			t.Fatalf("curl: %v\n%s", err, o)
+		}
+		got := a.WaitEntries(t, `path == "/layout/`+name+`"`, 1, 30*time.Second)
+		if len(got) != 1 || got[0].GetSrc().GetPod() != name || got[0].GetSrc().GetWorkload() != "clients" || got[0].GetSrc().GetWorkloadKind() != "DaemonSet" {
+			t.Errorf("layout %+v: entries %v, want one from %s of DaemonSet clients", l, got, name)
+		}
+	}
+
 	// cart-0 goes; another pod, of another workload, gets its IP. New
 	// exchanges name the new pod; the old entry keeps the old names.
 	srv.Process.Kill()
@@ -168,7 +211,7 @@ func TestIdentityFromAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	cache := makePod(t, cs, root, ns, "cache-0", srvHost.IP, "node-a",
-		metav1.OwnerReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "cache", UID: "6d1f0c3e-0000-4000-8000-000000000002", Controller: &yes}, true, nil)
+		metav1.OwnerReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "cache", UID: "6d1f0c3e-0000-4000-8000-000000000002", Controller: &yes}, systemdBurstable, nil)
 	for a.Counters()["kube_changes"] < before+3 { // delete, create, status
 		if time.Now().After(deadline.Add(30 * time.Second)) {
 			t.Fatalf("the agent did not see the pod change: %v", a.Counters())
@@ -210,9 +253,9 @@ func TestTwoNodesReportCrossNodeCallOnce(t *testing.T) {
 	rootA := agenttest.NewCgroup(t, "", agenttest.RandomName("podwire-node-a-"))
 	rootB := agenttest.NewCgroup(t, "", agenttest.RandomName("podwire-node-b-"))
 	web := makePod(t, cs, rootA, ns, "web-0", cliHost.IP, "node-a",
-		metav1.OwnerReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "web", UID: "6d1f0c3e-0000-4000-8000-00000000000a", Controller: &yes}, true, nil)
+		metav1.OwnerReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "web", UID: "6d1f0c3e-0000-4000-8000-00000000000a", Controller: &yes}, systemdBurstable, nil)
 	cart := makePod(t, cs, rootB, ns, "cart-0", srvHost.IP, "node-b",
-		metav1.OwnerReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "cart", UID: "6d1f0c3e-0000-4000-8000-00000000000b", Controller: &yes}, false, nil)
+		metav1.OwnerReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "cart", UID: "6d1f0c3e-0000-4000-8000-00000000000b", Controller: &yes}, cgroupfsBestEffort, nil)
 
 	agentA := agenttest.StartAgent(t, daemon.Options{CgroupRoot: rootA.Path, Kubeconfig: cl.Kubeconfig, NodeName: "node-a"})
 	agentB := agenttest.StartAgent(t, daemon.Options{CgroupRoot: rootB.Path, Kubeconfig: cl.Kubeconfig, NodeName: "node-b"})
@@ -271,8 +314,8 @@ func TestAPIServerOutage(t *testing.T) {
 	}
 	srvHost, cliHost := agenttest.NewHostPair(t, 42)
 	root := agenttest.NewCgroup(t, "", agenttest.RandomName("podwire-test-"))
-	web := makePod(t, cs, root, ns, "web-0", cliHost.IP, "node-a", owner("web", "6d1f0c3e-0000-4000-8000-0000000000c1"), true, nil)
-	cart := makePod(t, cs, root, ns, "cart-0", srvHost.IP, "node-a", owner("cart", "6d1f0c3e-0000-4000-8000-0000000000c2"), false, nil)
+	web := makePod(t, cs, root, ns, "web-0", cliHost.IP, "node-a", owner("web", "6d1f0c3e-0000-4000-8000-0000000000c1"), systemdBurstable, nil)
+	cart := makePod(t, cs, root, ns, "cart-0", srvHost.IP, "node-a", owner("cart", "6d1f0c3e-0000-4000-8000-0000000000c2"), cgroupfsBestEffort, nil)
 	a := agenttest.StartAgent(t, daemon.Options{CgroupRoot: root.Path, Kubeconfig: cl.Kubeconfig, NodeName: "node-a"})
 	deadline := time.Now().Add(30 * time.Second)
 	for a.Counters()["kube_synced"] != 1 || a.Counters()["kube_pods"] < 2 {
@@ -317,7 +360,7 @@ func TestAPIServerOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	back := time.Now()
-	late := makePod(t, cs, root, ns, "late-0", cliHost.IP, "node-a", owner("late", "6d1f0c3e-0000-4000-8000-0000000000c3"), true, nil)
+	late := makePod(t, cs, root, ns, "late-0", cliHost.IP, "node-a", owner("late", "6d1f0c3e-0000-4000-8000-0000000000c3"), systemdBurstable, nil)
 	// late-0 took web-0's address: once the agent has the change, calls
 	// from that address are late-0's.
 	if err := cs.CoreV1().Pods(ns).Delete(ctx, "web-0", metav1.DeleteOptions{}); err != nil {
