@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/net/dns/dnsmessage"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/h2c"
 )
 
 // Peers are the Go programs tests run inside a capture cgroup: the test
@@ -50,6 +52,8 @@ func PeerMain() {
 		err = h2cServer(args[1])
 	case "dns-server":
 		err = dnsServer(args[1])
+	case "h2c-upgrade-server":
+		err = h2cUpgradeServer(args[1])
 	case "h2c-hold":
 		err = h2cHold(args[1])
 	case "greet-server":
@@ -190,6 +194,14 @@ func raw(addr string) error {
 	c.(*net.TCPConn).CloseWrite()
 	_, err = io.Copy(os.Stdout, c)
 	return err
+}
+
+// h2cUpgradeServer serves the test mux at addr over HTTP/1.1, taking
+// HTTP/1.1 Upgrade: h2c (RFC 7540 section 3.2) to HTTP/2 cleartext, as
+// x/net's h2c handler does (net/http itself does prior knowledge only).
+func h2cUpgradeServer(addr string) error {
+	srv := &http.Server{Addr: addr, Handler: h2c.NewHandler(testMux(), &http2.Server{}), ReadHeaderTimeout: 10 * time.Second}
+	return srv.ListenAndServe()
 }
 
 // h2cHold keeps one HTTP/2 cleartext (prior knowledge) connection to addr

@@ -303,3 +303,47 @@ func TestHTTP2ConnectionOpenedBeforeAgent(t *testing.T) {
 		t.Errorf("%d entries, want %d: %v", len(entries), len(want), got)
 	}
 }
+
+// TestH2cUpgradeFromHTTP1: curl --http2 on an http:// URL asks for an
+// HTTP/1.1 Upgrade: h2c; the first request is answered on HTTP/2 stream 1
+// and the next ones ride the same HTTP/2 connection. Each request is one
+// entry with its real status, the first one noting the upgrade.
+func TestH2cUpgradeFromHTTP1(t *testing.T) {
+	agenttest.RequireRoot(t)
+	cg := agenttest.NewCgroup(t, "", agenttest.RandomName("podwire-test-"))
+	addr := startServerPeer(t, cg, "h2c-upgrade-server")
+	a := agenttest.StartAgent(t, daemon.Options{CgroupRoot: cg.Path})
+
+	urls := []string{"/status/201", "/h2/json", "/status/503"}
+	args := []string{"-sS", "--http2", "-w", "%{http_version} %{http_code}\n"}
+	for i, u := range urls {
+		if i > 0 {
+			args = append(args, "--next", "--http2", "-w", "%{http_version} %{http_code}\n")
+		}
+		args = append(args, "-o", "/dev/null", "http://"+addr+u)
+	}
+	out := cg.Run(t, "curl", args...)
+	if got := strings.Fields(out); strings.Join(got, " ") != "2 201 2 200 2 503" {
+		t.Fatalf("curl: %q, want HTTP/2 answers 201, 200, 503", out)
+	}
+	entries := a.WaitEntries(t, "http", len(urls), 30*time.Second)
+	got := map[string]string{}
+	for _, e := range entries {
+		got[e.Path] = fmt.Sprintf("%s %d %s", e.Method, e.Status, e.HttpVersion)
+		if e.Path == "/status/201" && !strings.Contains(fmt.Sprint(e.Notes), "h2c") {
+			t.Errorf("upgraded request: notes %q, want a note of the h2c upgrade", e.Notes)
+		}
+		if e.Incomplete {
+			t.Errorf("%s: incomplete (%q)", e.Path, e.Notes)
+		}
+	}
+	want := map[string]string{"/status/201": "GET 201 2", "/h2/json": "GET 200 2", "/status/503": "GET 503 2"}
+	for p, w := range want {
+		if got[p] != w {
+			t.Errorf("%s: %q, want %q (all: %v)", p, got[p], w, got)
+		}
+	}
+	if len(entries) != len(urls) {
+		t.Errorf("%d entries, want %d (the 101 is not an entry of its own): %v", len(entries), len(urls), got)
+	}
+}

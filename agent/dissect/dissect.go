@@ -79,7 +79,14 @@ type protocol struct {
 // command), binary ones last.
 var protocols = []protocol{
 	{"http1", http1.Detect, func(d *Dissectors, info *tcp.ConnInfo) tcp.Handler {
-		return http1.New(d.cfg.HTTP1, info, d.emit, &d.stats.HTTP1)
+		cfg := d.cfg.HTTP1
+		cfg.Upgrade = func(proto string, req *entry.Entry, reqDir tcp.Dir) tcp.Handler {
+			if proto != "h2c" {
+				return nil // websocket and the rest: not dissected
+			}
+			return http2.NewUpgraded(d.cfg.HTTP2, info, d.emit, &d.stats.HTTP2, reqDir, http2.UpgradedFrom(req))
+		}
+		return http1.New(cfg, info, d.emit, &d.stats.HTTP1)
 	}, false},
 	{"http2", http2.Detect, func(d *Dissectors, info *tcp.ConnInfo) tcp.Handler {
 		return http2.New(d.cfg.HTTP2, info, d.emit, &d.stats.HTTP2)

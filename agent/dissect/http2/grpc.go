@@ -4,8 +4,8 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"strconv"
-	"strings"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // grpcParse splits one direction of a gRPC call into its length-prefixed
@@ -40,7 +40,9 @@ func (g *grpcParse) write(p []byte, maxBytes, maxMsgs int) {
 			g.count++
 			g.keep = len(g.msgs) < maxMsgs
 			if g.keep {
-				g.msgs = append(g.msgs, grpcMsg{compressed: g.hdr[0]&1 != 0, size: size})
+				// Room for the message as its prefix says, within
+				// what a prefix not followed by the bytes may cost.
+				g.add(g.hdr[0]&1 != 0, size, min(size, maxBytes-g.kept, maxGuess))
 			}
 			g.left = size
 			if size == 0 {
@@ -68,15 +70,30 @@ func (g *grpcParse) write(p []byte, maxBytes, maxMsgs int) {
 	}
 }
 
-// renderGRPC renders the kept messages as protobuf field trees, at most
-// limit bytes.
-func (b *body) renderGRPC(enc string, limit, maxMsgs int) ([]byte, bool) {
+// add starts a kept message, with room for want bytes.
+func (g *grpcParse) add(compressed bool, size, want int) {
+	var data []byte
+	if n := len(g.msgs); n < cap(g.msgs) {
+		data = g.msgs[:n+1][n].data[:0] // a buffer left by a former stream
+	}
+	if want > cap(data) {
+		data = make([]byte, 0, want)
+	}
+	g.msgs = append(g.msgs, grpcMsg{compressed: compressed, size: size, data: data})
+}
+
+// renderGRPC appends the kept messages, rendered as protobuf field trees,
+// to dst, at most limit bytes of them. It returns dst extended, the body
+// rendered (with no room for appends past it) and whether it is short of
+// the messages.
+func (b *body) renderGRPC(dst []byte, enc string, limit int) (_, body []byte, trunc bool) {
 	g := &b.g
 	if g.count == 0 {
-		return nil, false
+		return dst, nil, false
 	}
-	var out []byte
-	trunc := g.count > len(g.msgs) || g.left > 0 || (g.hn > 0 && g.hn < 5)
+	start := len(dst)
+	out := dst
+	trunc = g.count > len(g.msgs) || g.left > 0 || (g.hn > 0 && g.hn < 5)
 	for i, m := range g.msgs {
 		if g.count > 1 {
 			out = append(out, "# message "...)
@@ -112,12 +129,18 @@ func (b *body) renderGRPC(enc string, limit, maxMsgs int) ([]byte, bool) {
 				out = appendProto(out, data, 0)
 			}
 		}
-		if len(out) > limit {
-			return out[:limit], true
+		if len(out)-start > limit {
+			out = out[:start+limit]
+			return out, out[start:len(out):len(out)], true
 		}
 	}
-	out = []byte(strings.TrimSuffix(string(out), "\n"))
-	return out, trunc
+	if n := len(out); n > start && out[n-1] == '\n' {
+		out = out[:n-1]
+	}
+	if len(out) == start {
+		return out, []byte{}, trunc
+	}
+	return out, out[start:len(out):len(out)], trunc
 }
 
 func appendHex(out, b []byte) []byte {
@@ -127,117 +150,135 @@ func appendHex(out, b []byte) []byte {
 
 const maxProtoDepth = 16
 
-// protoField is one field of a message read without a schema.
-type protoField struct {
-	num  uint64
-	wt   uint8
-	v    uint64
-	data []byte
-}
-
-// readField reads the field at the start of p; n is 0 when it does not
-// parse.
-func readField(p []byte) (f protoField, n int) {
-	key, k := binary.Uvarint(p)
-	if k <= 0 || key>>3 == 0 || key>>3 > 1<<29-1 {
-		return f, 0
-	}
-	f.num, f.wt = key>>3, uint8(key&7)
-	p = p[k:]
-	switch f.wt {
-	case 0:
-		v, m := binary.Uvarint(p)
-		if m <= 0 {
-			return f, 0
-		}
-		f.v = v
-		return f, k + m
-	case 1:
-		if len(p) < 8 {
-			return f, 0
-		}
-		f.v = binary.LittleEndian.Uint64(p)
-		return f, k + 8
-	case 5:
-		if len(p) < 4 {
-			return f, 0
-		}
-		f.v = uint64(binary.LittleEndian.Uint32(p))
-		return f, k + 4
-	case 2:
-		l, m := binary.Uvarint(p)
-		if m <= 0 || l > uint64(len(p)-m) {
-			return f, 0
-		}
-		f.data = p[m : m+int(l)]
-		return f, k + m + int(l)
-	}
-	return f, 0
-}
-
-// isMessage says whether p parses fully as a protobuf message.
-func isMessage(p []byte) bool {
-	if len(p) == 0 {
-		return false
-	}
-	for len(p) > 0 {
-		_, n := readField(p)
-		if n == 0 {
-			return false
-		}
-		p = p[n:]
-	}
-	return true
-}
-
 // appendProto renders message p as a field tree; a message that does not
 // parse is shown in hex.
 func appendProto(out, p []byte, depth int) []byte {
-	if len(p) > 0 && !isMessage(p) {
-		out = indent(out, depth)
-		out = appendHex(out, p)
-		return append(out, '\n')
+	if len(p) == 0 {
+		return out
 	}
+	mark := len(out)
+	o, ok := appendFields(out, p, depth)
+	if ok {
+		return o
+	}
+	out = indent(o[:mark], depth)
+	out = appendHex(out, p)
+	return append(out, '\n')
+}
+
+// appendFields renders p as fields, each a line; it reports false when p
+// does not parse (what it appended is then to be dropped). Each byte is
+// read once per depth: a field that does not parse as a message is shown
+// as a string or in hex instead.
+func appendFields(out, p []byte, depth int) ([]byte, bool) {
 	for len(p) > 0 {
-		f, n := readField(p)
-		p = p[n:]
+		key, k := uvarint(p)
+		if k <= 0 || key>>3 == 0 || key>>3 > 1<<29-1 {
+			return out, false
+		}
+		p = p[k:]
+		var v uint64
+		var data []byte
+		switch wt := key & 7; wt {
+		case 0:
+			if v, k = uvarint(p); k <= 0 {
+				return out, false
+			}
+			p = p[k:]
+		case 1:
+			if len(p) < 8 {
+				return out, false
+			}
+			v, p = binary.LittleEndian.Uint64(p), p[8:]
+		case 5:
+			if len(p) < 4 {
+				return out, false
+			}
+			v, p = uint64(binary.LittleEndian.Uint32(p)), p[4:]
+		case 2:
+			l, m := uvarint(p)
+			if m <= 0 || l > uint64(len(p)-m) {
+				return out, false
+			}
+			data, p = p[m:m+int(l)], p[m+int(l):]
+		default:
+			return out, false
+		}
 		out = indent(out, depth)
-		out = strconv.AppendUint(out, f.num, 10)
-		switch f.wt {
+		out = appendUint(out, key>>3)
+		switch key & 7 {
 		case 0:
 			out = append(out, ": "...)
-			out = strconv.AppendUint(out, f.v, 10)
+			out = appendUint(out, v)
 		case 1:
 			out = append(out, ": 0x"...)
-			out = append(out, leftPad(strconv.FormatUint(f.v, 16), 16)...)
+			out = appendHexDigits(out, v, 16)
 		case 5:
 			out = append(out, ": 0x"...)
-			out = append(out, leftPad(strconv.FormatUint(f.v, 16), 8)...)
+			out = appendHexDigits(out, v, 8)
 		case 2:
-			switch {
-			case depth+1 < maxProtoDepth && isMessage(f.data):
-				out = append(out, " {\n"...)
-				out = appendProto(out, f.data, depth+1)
-				out = indent(out, depth)
-				out = append(out, '}')
-			case utf8.Valid(f.data):
-				out = append(out, ": "...)
-				out = strconv.AppendQuote(out, string(f.data))
-			default:
-				out = append(out, ": "...)
-				out = appendHex(out, f.data)
+			if depth+1 < maxProtoDepth && len(data) > 0 {
+				mark := len(out)
+				o, ok := appendFields(append(out, " {\n"...), data, depth+1)
+				if ok {
+					out = indent(o, depth)
+					out = append(out, '}')
+					break
+				}
+				out = o[:mark]
 			}
+			out = append(out, ": "...)
+			out = appendString(out, data)
 		}
 		out = append(out, '\n')
 	}
-	return out
+	return out, true
 }
 
-func leftPad(s string, n int) string {
-	if len(s) >= n {
-		return s
+// uvarint is binary.Uvarint, with one-byte values first.
+func uvarint(p []byte) (uint64, int) {
+	if len(p) > 0 && p[0] < 0x80 {
+		return uint64(p[0]), 1
 	}
-	return strings.Repeat("0", n-len(s)) + s
+	return binary.Uvarint(p)
+}
+
+// appendUint is strconv.AppendUint in base 10, with one digit first.
+func appendUint(out []byte, v uint64) []byte {
+	if v < 10 {
+		return append(out, byte('0'+v))
+	}
+	return strconv.AppendUint(out, v, 10)
+}
+
+// appendString appends b as a Go string literal (as strconv.AppendQuote)
+// when it is UTF-8, else in hex.
+func appendString(out, b []byte) []byte {
+	for _, c := range b {
+		if c < ' ' || c > '~' || c == '"' || c == '\\' {
+			if !utf8.Valid(b) {
+				return appendHex(out, b)
+			}
+			// AppendQuote keeps nothing of the string.
+			return strconv.AppendQuote(out, unsafe.String(unsafe.SliceData(b), len(b)))
+		}
+	}
+	out = append(out, '"')
+	out = append(out, b...)
+	return append(out, '"')
+}
+
+// appendHexDigits appends v in hex, left-padded with zeros to width digits.
+func appendHexDigits(out []byte, v uint64, width int) []byte {
+	const digits = "0123456789abcdef"
+	n := 1
+	for x := v >> 4; x != 0; x >>= 4 {
+		n++
+	}
+	for i := max(width, n) - 1; i >= 0; i-- {
+		out = append(out, digits[(v>>(4*uint(i)))&0xf])
+	}
+	return out
 }
 
 func indent(out []byte, depth int) []byte {

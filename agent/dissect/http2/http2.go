@@ -2,18 +2,24 @@
 // entries, one per stream, and recognises gRPC calls among them.
 //
 // Frames are parsed as they arrive in both directions; only a frame header,
-// the payloads that must be read whole (header blocks, small control frames)
-// and the kept parts of bodies are buffered. Each direction has its own HPACK
-// decoder; a connection picked up mid-way decodes what it can and marks what
-// it cannot.
+// the payloads that must be read whole but did not come whole (header
+// blocks, small control frames) and the kept parts of bodies are buffered.
+// Each direction has its own HPACK decoder (hpack.go); a connection picked
+// up mid-way decodes what it can and marks what it cannot. A connection
+// upgraded from HTTP/1.1 (h2c) is handed over with NewUpgraded.
+//
+// Each stream's entry, its messages and their first headers are one
+// allocation; a kept body is one more, sized ahead when its length is
+// known; header strings are shared with the HPACK tables or made one per
+// header list. Buffers of ended connections serve the next ones.
 package http2
 
 import (
+	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/net/http2/hpack"
 
 	"github.com/podwire/podwire/agent/dissect/sniff"
 	"github.com/podwire/podwire/agent/entry"
@@ -202,11 +208,12 @@ type half struct {
 	blockPush bool // PUSH_PROMISE: decode for the table only
 	block     []byte
 
-	dec     *hpack.Decoder
-	fields  []hpack.HeaderField
+	dyn     dynTable
+	fields  []field
+	arena   []byte // the list's literals not kept in the table
+	astr    string // the arena as a string, while the list is handled
 	listLen int
 	over    bool // header list over the limit
-	mute    bool // placeholder fields fed to keep the table aligned
 }
 
 type conn struct {
@@ -215,12 +222,16 @@ type conn struct {
 	emit    func(*entry.Entry)
 	stats   *Stats
 	h       [2]half
-	streams map[uint32]*stream
-	client  int8 // direction of the client, -1 unknown
-	fresh   bool // the connection's start (preface) was seen
-	started bool
-	ended   bool
-	synth   []byte
+	streams []*stream // open streams by id
+	free    []*stream // finished streams to reuse
+	scratch []byte    // gRPC bodies being rendered
+	spare   *spare    // where the buffers came from, to go back to at End
+
+	local, remote entry.Endpoint // the connection's ends, as entries have them
+	client        int8           // direction of the client, -1 unknown
+	fresh         bool           // the connection's start (preface) was seen
+	started       bool
+	ended         bool
 }
 
 // New returns the handler of one connection. emit is called once per entry,
@@ -236,16 +247,82 @@ func New(cfg Config, info *tcp.ConnInfo, emit func(*entry.Entry), stats *Stats) 
 		emit = func(*entry.Entry) {}
 	}
 	c := &conn{cfg: cfg.withDefaults(), info: info, emit: emit, stats: stats, client: -1,
-		streams: make(map[uint32]*stream)}
+		local: entry.EndpointAt(info.Local), remote: entry.EndpointAt(info.Remote)}
+	sp, _ := spares.Get().(*spare)
 	for i := range c.h {
 		h := &c.h[i]
 		h.dir = tcp.Dir(i)
 		h.st = stPreface
-		h.dec = hpack.NewDecoder(4096, func(f hpack.HeaderField) { c.field(h, f) })
-		h.dec.SetMaxStringLength(c.cfg.MaxHeaderListBytes)
-		h.dec.SetAllowedMaxDynamicTableSize(maxTableSize)
+		h.dyn.max, h.dyn.allowed = 4096, maxTableSize
+		if sp != nil {
+			h.dyn.ents, h.fields, h.arena = sp.ents[i], sp.fields[i], sp.arena[i]
+			// Frame buffers as large as this connection's bounds let
+			// its own grow.
+			if limit := 2 * (c.cfg.MaxHeaderListBytes + 64); cap(sp.buf[i]) <= limit && cap(sp.block[i]) <= limit {
+				h.buf, h.block = sp.buf[i], sp.block[i]
+			}
+		}
+	}
+	if sp != nil {
+		c.streams, c.free, c.scratch = sp.streams, sp.free, sp.scratch
+		*sp = spare{}
+		c.spare = sp
 	}
 	return c
+}
+
+// spare is what an ended connection leaves to the next one: its buffers,
+// emptied, at the sizes its traffic needed (within bounds).
+type spare struct {
+	ents              [2][]dynEntry
+	fields            [2][]field
+	arena, buf, block [2][]byte
+	streams, free     []*stream
+	scratch           []byte
+}
+
+var spares sync.Pool
+
+// Bounds of what a spare keeps.
+const (
+	spareEnts   = 256
+	spareFields = 256
+	spareBytes  = 4096
+)
+
+// leave puts the connection's buffers, emptied, in the pool of spares.
+func (c *conn) leave() {
+	sp := c.spare
+	if sp == nil {
+		sp = new(spare)
+	}
+	for i := range c.h {
+		h := &c.h[i]
+		if e := h.dyn.ents; len(e) <= spareEnts {
+			clear(e)
+			sp.ents[i] = e
+		}
+		if cap(h.fields) <= spareFields {
+			sp.fields[i] = h.fields[:0]
+		}
+		sp.arena[i], sp.buf[i], sp.block[i] = spareBuf(h.arena), spareBuf(h.buf), spareBuf(h.block)
+		h.buf, h.block, h.fields, h.arena = nil, nil, nil, nil
+		h.dyn = dynTable{}
+	}
+	clear(c.streams[:cap(c.streams)])
+	if cap(c.streams) <= spareFields {
+		sp.streams = c.streams[:0]
+	}
+	sp.free, sp.scratch = c.free, spareBuf(c.scratch)
+	c.streams, c.free, c.scratch, c.spare = nil, nil, nil, nil
+	spares.Put(sp)
+}
+
+func spareBuf(b []byte) []byte {
+	if cap(b) > spareBytes {
+		return nil
+	}
+	return b[:0]
 }
 
 // clientDir is the client's direction, or -1.
@@ -296,6 +373,12 @@ func (c *conn) feed(h *half, b []byte, t time.Time) {
 			}
 		case stHeader:
 			c.started = true
+			if h.hn == 0 && len(b) >= 9 {
+				h.hdr = [9]byte(b)
+				b = b[9:]
+				c.frameHeader(h, t)
+				continue
+			}
 			n := copy(h.hdr[h.hn:], b)
 			h.hn += n
 			b = b[n:]
@@ -304,6 +387,14 @@ func (c *conn) feed(h *half, b []byte, t time.Time) {
 				c.frameHeader(h, t)
 			}
 		case stPayload:
+			if len(h.buf) == 0 && h.keep == h.left && len(b) >= h.keep {
+				// The whole payload is here: read in place.
+				p := b[:h.keep]
+				b = b[h.keep:]
+				h.left = 0
+				c.frameDone(h, p, t)
+				continue
+			}
 			n := min(len(b), h.keep-len(h.buf))
 			h.buf = append(h.buf, b[:n]...)
 			b = b[n:]
@@ -312,7 +403,7 @@ func (c *conn) feed(h *half, b []byte, t time.Time) {
 				if h.left > 0 {
 					h.st = stSkip
 				} else {
-					c.frameDone(h, t)
+					c.frameDone(h, h.buf, t)
 				}
 			}
 		case stSkip:
@@ -320,7 +411,7 @@ func (c *conn) feed(h *half, b []byte, t time.Time) {
 			b = b[n:]
 			h.left -= n
 			if h.left == 0 {
-				c.frameDone(h, t)
+				c.frameDone(h, h.buf, t)
 			}
 		case stDataPad:
 			h.pad = int(b[0])
@@ -471,14 +562,13 @@ func (c *conn) frameHeader(h *half, t time.Time) {
 	} else {
 		h.st = stSkip
 		if h.left == 0 {
-			c.frameDone(h, t)
+			c.frameDone(h, h.buf, t)
 		}
 	}
 }
 
-// frameDone handles a frame whose payload has been read.
-func (c *conn) frameDone(h *half, t time.Time) {
-	p := h.buf
+// frameDone handles a frame whose payload, p (as kept), has been read.
+func (c *conn) frameDone(h *half, p []byte, t time.Time) {
 	switch h.typ {
 	case frameHeaders, framePushPromise:
 		lost := len(p) < h.flen
@@ -508,10 +598,11 @@ func (c *conn) frameDone(h *half, t time.Time) {
 		h.inBlock, h.blockSid = true, h.sid
 		h.blockEnd = h.flags&flagEndStream != 0 && !push
 		h.blockPush, h.blockLost = push, lost
-		h.block = append(h.block[:0], p...)
 		if h.flags&flagEndHeaders != 0 {
-			c.blockDone(h, t)
+			c.blockDone(h, p, t)
+			break
 		}
+		h.block = append(h.block[:0], p...)
 	case frameContinuation:
 		h.bad = 0
 		if len(p) < h.flen || len(h.block)+len(p) > c.cfg.MaxHeaderListBytes+64 {
@@ -520,12 +611,12 @@ func (c *conn) frameDone(h *half, t time.Time) {
 			h.block = append(h.block, p...)
 		}
 		if h.flags&flagEndHeaders != 0 {
-			c.blockDone(h, t)
+			c.blockDone(h, h.block, t)
 		}
 	case frameRSTStream:
 		c.stats.Resets.Add(1)
 		code := uint32(p[0])<<24 | uint32(p[1])<<16 | uint32(p[2])<<8 | uint32(p[3])
-		if s := c.streams[h.sid]; s != nil {
+		if s := c.stream(h.sid); s != nil {
 			s.e.AddNote("reset: " + errCode(code))
 			s.reset = code
 			s.resetDir = h.dir
@@ -535,12 +626,11 @@ func (c *conn) frameDone(h *half, t time.Time) {
 		c.stats.GoAways.Add(1)
 		last := (uint32(p[0])<<24 | uint32(p[1])<<16 | uint32(p[2])<<8 | uint32(p[3])) &^ (1 << 31)
 		code := uint32(p[4])<<24 | uint32(p[5])<<16 | uint32(p[6])<<8 | uint32(p[7])
-		for _, s := range c.sortedStreams() {
-			if s.id > last {
-				s.e.AddNote("goaway: not processed (" + errCode(code) + ")")
-				s.goaway = true
-				c.finish(s, t)
-			}
+		i, _ := c.search(last + 1)
+		for _, s := range slices.Clone(c.streams[i:]) {
+			s.e.AddNote("goaway: not processed (" + errCode(code) + ")")
+			s.goaway = true
+			c.finish(s, t)
 		}
 	}
 	c.next(h)
@@ -549,7 +639,7 @@ func (c *conn) frameDone(h *half, t time.Time) {
 // blockLostNow drops a header block that did not finish.
 func (c *conn) blockLostNow(h *half, t time.Time) {
 	h.blockLost = true
-	c.blockDone(h, t)
+	c.blockDone(h, nil, t)
 }
 
 // dataStart moves to a DATA frame's bytes, or its end.
@@ -567,7 +657,7 @@ func (c *conn) dataStart(h *half, t time.Time) {
 func (c *conn) dataEnd(h *half, t time.Time) {
 	h.bad = 0
 	if h.flags&flagEndStream != 0 {
-		if s := c.streams[h.sid]; s != nil {
+		if s := c.stream(h.sid); s != nil {
 			c.endSide(s, h.dir, t)
 		}
 	}
@@ -575,17 +665,12 @@ func (c *conn) dataEnd(h *half, t time.Time) {
 }
 
 func (c *conn) data(h *half, b []byte, t time.Time) {
-	s := c.streams[h.sid]
+	s := c.stream(h.sid)
 	if s == nil {
 		return
 	}
-	s.body(h.dir).write(c, s, b)
-	if m := s.msg(h.dir); m != nil {
-		if m.Start.IsZero() {
-			m.Start = t
-		}
-		m.End = t
-	}
+	s.write(c, h, b)
+	seen(s.msg(h.dir), t)
 }
 
 // Gap implements tcp.Handler.
@@ -597,7 +682,7 @@ func (c *conn) Gap(dir tcp.Dir, n int, t time.Time) {
 	h := &c.h[dir]
 	switch h.st {
 	case stData:
-		if s := c.streams[h.sid]; s != nil {
+		if s := c.stream(h.sid); s != nil {
 			s.incomplete = true
 			s.e.AddNote("gap in body")
 			s.body(h.dir).lost = true
@@ -613,7 +698,7 @@ func (c *conn) Gap(dir tcp.Dir, n int, t time.Time) {
 		if n <= h.left {
 			h.left -= n
 			if h.left == 0 {
-				c.frameDone(h, t)
+				c.frameDone(h, h.buf, t)
 			}
 			return
 		}
@@ -625,7 +710,7 @@ func (c *conn) Gap(dir tcp.Dir, n int, t time.Time) {
 			h.flen = h.flen + 1 // marks the payload short of its length
 			h.st = stSkip
 			if h.left == 0 {
-				c.frameDone(h, t)
+				c.frameDone(h, h.buf, t)
 			}
 			return
 		}
@@ -638,7 +723,7 @@ func (c *conn) End(_ tcp.EndReason, t time.Time) {
 	if c.ended {
 		return
 	}
-	for _, s := range c.sortedStreams() {
+	for _, s := range slices.Clone(c.streams) {
 		s.incomplete = true
 		if !s.reqEnded || !s.respEnded {
 			s.e.AddNote("connection ended before the stream did")
@@ -646,9 +731,7 @@ func (c *conn) End(_ tcp.EndReason, t time.Time) {
 		c.finish(s, t)
 	}
 	c.ended = true
-	for i := range c.h {
-		c.h[i].buf, c.h[i].block, c.h[i].fields = nil, nil, nil
-	}
+	c.leave()
 }
 
 func errCode(code uint32) string {

@@ -106,9 +106,17 @@ var (
 // entries. mode 0: whole steps; 1: byte by byte; 2+: random splits.
 func run(t testing.TB, v *conv, role tcp.Role, mode int, cfg Config) ([]*entry.Entry, *Stats) {
 	t.Helper()
+	return runWith(t, v, role, mode, func(info *tcp.ConnInfo, emit func(*entry.Entry), st *Stats) tcp.Handler {
+		return New(cfg, info, emit, st)
+	})
+}
+
+// runWith is run with the handler mk makes.
+func runWith(t testing.TB, v *conv, role tcp.Role, mode int, mk func(*tcp.ConnInfo, func(*entry.Entry), *Stats) tcp.Handler) ([]*entry.Entry, *Stats) {
+	t.Helper()
 	st := new(Stats)
 	var out []*entry.Entry
-	h := New(cfg, &tcp.ConnInfo{ID: 7, Local: local, Remote: remote, Role: role}, func(e *entry.Entry) { out = append(out, e) }, st)
+	h := mk(&tcp.ConnInfo{ID: 7, Local: local, Remote: remote, Role: role}, func(e *entry.Entry) { out = append(out, e) }, st)
 	rng := rand.New(rand.NewPCG(uint64(mode), 1))
 	t0 := time.Unix(1000, 0)
 	for i, s := range v.steps {
