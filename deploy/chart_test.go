@@ -62,7 +62,6 @@ var readGrants = []string{"/pods", "/services", "/nodes", "discovery.k8s.io/endp
 
 var readVerbs = []string{"get", "list", "watch"}
 
-
 // valueSet is one way of installing the chart, with what it must render
 // beyond what every set renders.
 type valueSet struct {
