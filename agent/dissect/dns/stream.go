@@ -28,7 +28,7 @@ type stream struct {
 	stats *Stats
 	s     [2]side
 	pend  []*pending // queries awaiting a response, oldest first
-	spare []*pending // for the next queries
+	spare spares     // for the next queries
 	ended bool
 }
 
@@ -151,22 +151,10 @@ func (c *stream) message(dir tcp.Dir, msg []byte, t time.Time) {
 	c.stats.Orphans.Add(1)
 }
 
-func (c *stream) newPending() *pending {
-	if n := len(c.spare); n > 0 {
-		q := c.spare[n-1]
-		c.spare = c.spare[:n-1]
-		return q
-	}
-	return new(pending)
-}
+func (c *stream) newPending() *pending { return c.spare.get() }
 
 // release keeps q for a next query; a few are enough for a connection.
-func (c *stream) release(q *pending) {
-	if len(c.spare) < 4 {
-		q.reset()
-		c.spare = append(c.spare, q)
-	}
-}
+func (c *stream) release(q *pending) { c.spare.put(q, 4) }
 
 // unanswered emits the n oldest waiting queries without a response.
 func (c *stream) unanswered(n int) {
@@ -211,5 +199,5 @@ func (c *stream) End(reason tcp.EndReason, t time.Time) {
 	c.ended = true
 	c.unanswered(len(c.pend))
 	c.s = [2]side{}
-	c.pend, c.spare = nil, nil
+	c.pend, c.spare = nil, spares{}
 }

@@ -53,7 +53,7 @@ type Tracker struct {
 	m     map[key]int32
 	slots []slot
 	free  []int32
-	spare []*pending // for the next queries
+	spare spares // for the next queries
 	// q holds the queries in arrival order, oldest at q[head]; items whose
 	// seq no longer matches their slot are stale and skipped.
 	q    []queued
@@ -142,21 +142,29 @@ func (t *Tracker) query(src, dst netip.AddrPort, srcWho, dstWho *entry.Identity,
 	return evicted
 }
 
-func (t *Tracker) newPending() *pending {
-	if n := len(t.spare); n > 0 {
-		q := t.spare[n-1]
-		t.spare = t.spare[:n-1]
+func (t *Tracker) newPending() *pending { return t.spare.get() }
+
+// release keeps q for a next query, up to as many as are usually waiting
+// at once.
+func (t *Tracker) release(q *pending) { t.spare.put(q, 256) }
+
+// spares are pending records kept for reuse.
+type spares []*pending
+
+func (s *spares) get() *pending {
+	if n := len(*s); n > 0 {
+		q := (*s)[n-1]
+		*s = (*s)[:n-1]
 		return q
 	}
 	return new(pending)
 }
 
-// release keeps q for a next query, up to as many as are usually waiting
-// at once.
-func (t *Tracker) release(q *pending) {
-	if len(t.spare) < 256 {
+// put keeps q, reset, when fewer than max are kept.
+func (s *spares) put(q *pending, max int) {
+	if len(*s) < max {
 		q.reset()
-		t.spare = append(t.spare, q)
+		*s = append(*s, q)
 	}
 }
 
