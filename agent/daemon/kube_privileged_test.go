@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -93,6 +94,40 @@ func makePod(t *testing.T, cs kubernetes.Interface, root *agenttest.Cgroup, ns, 
 	return simPod{pod: p, cg: leaf}
 }
 
+// waitUntil polls ok until it holds, failing the test with why() once
+// deadline has passed.
+func waitUntil(t *testing.T, deadline time.Time, ok func() bool, why func() string) {
+	t.Helper()
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatal(why())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// serveHTTP runs the http-server peer at addr in the pod's cgroup and
+// inside host h, until the test ends (or the caller kills it).
+func serveHTTP(t *testing.T, p simPod, h *agenttest.Host, addr string) *exec.Cmd {
+	t.Helper()
+	srv := p.cg.PeerInHost(h, "http-server "+addr)
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+	return srv
+}
+
+// curlFrom fetches url from the pod's cgroup inside host h, retrying while
+// the server starts.
+func curlFrom(t *testing.T, p simPod, h *agenttest.Host, url string) {
+	t.Helper()
+	args := []string{"-sS", "--retry", "50", "--retry-connrefused", "--retry-delay", "0", "--retry-max-time", "20", "-o", "/dev/null", url}
+	if o, err := p.cg.InHost(h, "curl", args...).CombinedOutput(); err != nil {
+		t.Fatalf("curl %s: %v\n%s", url, err, o)
+	}
+}
+
 // TestIdentityFromAPIServer: two simulated pods on two network namespaces,
 // a Deployment's pod calling a StatefulSet's pod behind a Service, against
 // a real kube-apiserver: the entries name both ends.
@@ -147,23 +182,11 @@ func TestIdentityFromAPIServer(t *testing.T) {
 
 	a := agenttest.StartAgent(t, daemon.Options{CgroupRoot: root.Path, Kubeconfig: cl.Kubeconfig, NodeName: "node-a"})
 	deadline := time.Now().Add(30 * time.Second)
-	for a.Counters()["kube_synced"] != 1 || a.Counters()["kube_endpointslices"] < 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("identity index not in sync: %v", a.Counters())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitUntil(t, deadline, func() bool { return !(a.Counters()["kube_synced"] != 1 || a.Counters()["kube_endpointslices"] < 1) }, func() string { return fmt.Sprintf("identity index not in sync: %v", a.Counters()) })
 
 	addr := srvHost.IP + ":8080"
-	srv := cart.cg.PeerInHost(srvHost, "http-server "+addr)
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
-	curl := []string{"-sS", "--retry", "50", "--retry-connrefused", "--retry-delay", "0", "--retry-max-time", "20", "-o", "/dev/null", "http://" + addr + "/status/201"}
-	if o, err := web.cg.InHost(cliHost, "curl", curl...).CombinedOutput(); err != nil {
-		t.Fatalf("curl: %v\n%s", err, o)
-	}
+	srv := serveHTTP(t, cart, srvHost, addr)
+	curlFrom(t, web, cliHost, "http://"+addr+"/status/201")
 	entries := a.WaitEntries(t, `http && path == "/status/201"`, 1, 30*time.Second)
 	if len(entries) != 1 {
 		t.Fatalf("%d entries, want 1", len(entries))
@@ -186,16 +209,8 @@ func TestIdentityFromAPIServer(t *testing.T) {
 		name := fmt.Sprintf("client-%d", i)
 		c := makePod(t, cs, root, ns, name, cliHost.IP, "node-a",
 			metav1.OwnerReference{APIVersion: "apps/v1", Kind: "DaemonSet", Name: "clients", UID: "6d1f0c3e-0000-4000-8000-0000000000d0", Controller: &yes}, l, nil)
-		for a.Counters()["kube_pods"] < uint64(3+i) {
-			if time.Now().After(deadline.Add(30 * time.Second)) {
-				t.Fatalf("the agent did not see %s", name)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		curl[len(curl)-1] = "http://" + addr + "/layout/" + name
-		if o, err := c.cg.InHost(cliHost, "curl", curl...).CombinedOutput(); err != nil {
-			t.Fatalf("curl: %v\n%s", err, o)
-		}
+		waitUntil(t, deadline.Add(30*time.Second), func() bool { return !(a.Counters()["kube_pods"] < uint64(3+i)) }, func() string { return fmt.Sprintf("the agent did not see %s", name) })
+		curlFrom(t, c, cliHost, "http://"+addr+"/layout/"+name)
 		got := a.WaitEntries(t, `path == "/layout/`+name+`"`, 1, 30*time.Second)
 		if len(got) != 1 || got[0].GetSrc().GetPod() != name || got[0].GetSrc().GetWorkload() != "clients" || got[0].GetSrc().GetWorkloadKind() != "DaemonSet" {
 			t.Errorf("layout %+v: entries %v, want one from %s of DaemonSet clients", l, got, name)
@@ -212,21 +227,10 @@ func TestIdentityFromAPIServer(t *testing.T) {
 	}
 	cache := makePod(t, cs, root, ns, "cache-0", srvHost.IP, "node-a",
 		metav1.OwnerReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "cache", UID: "6d1f0c3e-0000-4000-8000-000000000002", Controller: &yes}, systemdBurstable, nil)
-	for a.Counters()["kube_changes"] < before+3 { // delete, create, status
-		if time.Now().After(deadline.Add(30 * time.Second)) {
-			t.Fatalf("the agent did not see the pod change: %v", a.Counters())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	srv2 := cache.cg.PeerInHost(srvHost, "http-server "+addr)
-	if err := srv2.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv2.Process.Kill(); srv2.Wait() })
-	curl[len(curl)-1] = "http://" + addr + "/status/202"
-	if o, err := web.cg.InHost(cliHost, "curl", curl...).CombinedOutput(); err != nil {
-		t.Fatalf("curl: %v\n%s", err, o)
-	}
+	waitUntil(t, deadline.Add(30*time.Second), func() bool { return a.Counters()["kube_changes"] >= before+3 }, // delete, create, status
+		func() string { return fmt.Sprintf("the agent did not see the pod change: %v", a.Counters()) })
+	serveHTTP(t, cache, srvHost, addr)
+	curlFrom(t, web, cliHost, "http://"+addr+"/status/202")
 	after := a.WaitEntries(t, `http && path == "/status/202"`, 1, 30*time.Second)
 	if len(after) != 1 {
 		t.Fatalf("%d entries after the IP changed hands, want 1", len(after))
@@ -260,22 +264,10 @@ func TestTwoNodesReportCrossNodeCallOnce(t *testing.T) {
 	agentA := agenttest.StartAgent(t, daemon.Options{CgroupRoot: rootA.Path, Kubeconfig: cl.Kubeconfig, NodeName: "node-a"})
 	agentB := agenttest.StartAgent(t, daemon.Options{CgroupRoot: rootB.Path, Kubeconfig: cl.Kubeconfig, NodeName: "node-b"})
 	deadline := time.Now().Add(30 * time.Second)
-	for agentA.Counters()["kube_pods"] < 2 || agentB.Counters()["kube_pods"] < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("agents not in sync: %v / %v", agentA.Counters(), agentB.Counters())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitUntil(t, deadline, func() bool { return !(agentA.Counters()["kube_pods"] < 2 || agentB.Counters()["kube_pods"] < 2) }, func() string { return fmt.Sprintf("agents not in sync: %v / %v", agentA.Counters(), agentB.Counters()) })
 	addr := srvHost.IP + ":8080"
-	srv := cart.cg.PeerInHost(srvHost, "http-server "+addr)
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
-	curl := []string{"-sS", "--retry", "50", "--retry-connrefused", "--retry-delay", "0", "--retry-max-time", "20", "-o", "/dev/null", "http://" + addr + "/cross-node"}
-	if o, err := web.cg.InHost(cliHost, "curl", curl...).CombinedOutput(); err != nil {
-		t.Fatalf("curl: %v\n%s", err, o)
-	}
+	serveHTTP(t, cart, srvHost, addr)
+	curlFrom(t, web, cliHost, "http://"+addr+"/cross-node")
 	got := agentB.WaitEntries(t, `path == "/cross-node"`, 1, 30*time.Second)
 	if len(got) != 1 {
 		t.Fatalf("node-b's agent: %d entries, want 1", len(got))
@@ -285,12 +277,7 @@ func TestTwoNodesReportCrossNodeCallOnce(t *testing.T) {
 		t.Errorf("entry: node %s, %s@%s -> %s@%s; want node-b, web-0@node-a -> cart-0@node-b",
 			e.GetNode(), e.GetSrc().GetPod(), e.GetSrc().GetNode(), e.GetDst().GetPod(), e.GetDst().GetNode())
 	}
-	for agentA.Counters()["conns_reported_by_other_node"] < 1 {
-		if time.Now().After(deadline.Add(30 * time.Second)) {
-			t.Fatalf("node-a's agent never saw the call: %v", agentA.Counters())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitUntil(t, deadline.Add(30*time.Second), func() bool { return !(agentA.Counters()["conns_reported_by_other_node"] < 1) }, func() string { return fmt.Sprintf("node-a's agent never saw the call: %v", agentA.Counters()) })
 	if dup := agentA.Query(t, `path == "/cross-node"`, 10, 0); len(dup) != 0 {
 		t.Errorf("node-a's agent reported the call too (%d entries)", len(dup))
 	}
@@ -318,32 +305,16 @@ func TestAPIServerOutage(t *testing.T) {
 	cart := makePod(t, cs, root, ns, "cart-0", srvHost.IP, "node-a", owner("cart", "6d1f0c3e-0000-4000-8000-0000000000c2"), cgroupfsBestEffort, nil)
 	a := agenttest.StartAgent(t, daemon.Options{CgroupRoot: root.Path, Kubeconfig: cl.Kubeconfig, NodeName: "node-a"})
 	deadline := time.Now().Add(30 * time.Second)
-	for a.Counters()["kube_synced"] != 1 || a.Counters()["kube_pods"] < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("not in sync: %v", a.Counters())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitUntil(t, deadline, func() bool { return !(a.Counters()["kube_synced"] != 1 || a.Counters()["kube_pods"] < 2) }, func() string { return fmt.Sprintf("not in sync: %v", a.Counters()) })
 	addr := srvHost.IP + ":8080"
-	srv := cart.cg.PeerInHost(srvHost, "http-server "+addr)
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
-	get := func(c *agenttest.Cgroup, path string) {
-		t.Helper()
-		args := []string{"-sS", "--retry", "50", "--retry-connrefused", "--retry-delay", "0", "--retry-max-time", "20", "-o", "/dev/null", "http://" + addr + path}
-		if o, err := c.InHost(cliHost, "curl", args...).CombinedOutput(); err != nil {
-			t.Fatalf("curl %s: %v\n%s", path, err, o)
-		}
-	}
+	serveHTTP(t, cart, srvHost, addr)
 
 	if err := cl.StopAPIServer(); err != nil {
 		t.Fatal(err)
 	}
 	down := time.Now()
 	for i := 0; time.Since(down) < 30*time.Second; i++ {
-		get(web.cg, fmt.Sprintf("/while-down/%d", i))
+		curlFrom(t, web, cliHost, fmt.Sprintf("http://%s/while-down/%d", addr, i))
 		time.Sleep(2 * time.Second)
 	}
 	during := a.WaitEntries(t, `path.startsWith("/while-down/")`, 10, 30*time.Second)
@@ -367,7 +338,7 @@ func TestAPIServerOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	for {
-		get(late.cg, "/after")
+		curlFrom(t, late, cliHost, "http://"+addr+"/after")
 		es := a.Query(t, `path == "/after" && src.pod == "late-0"`, 1, 0)
 		if len(es) == 1 {
 			break
