@@ -914,6 +914,896 @@ func (x *StatusResponse) GetUptime() *durationpb.Duration {
 	return nil
 }
 
+// Histogram counts latencies in buckets that every agent shares, so
+// histograms from several agents add up and percentiles come from the sum.
+// Bucket i (0..255) holds latencies in [2^((i-1)/8), 2^(i/8)) microseconds;
+// bucket 0 also holds everything below 1 us and bucket 255 everything above
+// its lower bound (about 3.5 hours). The package agent/stats computes them.
+type Histogram struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Sparse buckets: counts[k] entries fell in bucket buckets[k]; buckets
+	// ascending, no zero counts.
+	Buckets []uint32 `protobuf:"varint,1,rep,packed,name=buckets,proto3" json:"buckets,omitempty"`
+	Counts  []uint64 `protobuf:"varint,2,rep,packed,name=counts,proto3" json:"counts,omitempty"`
+	// Sum of the latencies in milliseconds, for the mean.
+	SumMs         float64 `protobuf:"fixed64,3,opt,name=sum_ms,json=sumMs,proto3" json:"sum_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Histogram) Reset() {
+	*x = Histogram{}
+	mi := &file_podwire_v1_podwire_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Histogram) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Histogram) ProtoMessage() {}
+
+func (x *Histogram) ProtoReflect() protoreflect.Message {
+	mi := &file_podwire_v1_podwire_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Histogram.ProtoReflect.Descriptor instead.
+func (*Histogram) Descriptor() ([]byte, []int) {
+	return file_podwire_v1_podwire_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Histogram) GetBuckets() []uint32 {
+	if x != nil {
+		return x.Buckets
+	}
+	return nil
+}
+
+func (x *Histogram) GetCounts() []uint64 {
+	if x != nil {
+		return x.Counts
+	}
+	return nil
+}
+
+func (x *Histogram) GetSumMs() float64 {
+	if x != nil {
+		return x.SumMs
+	}
+	return 0
+}
+
+type ServiceMapRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Filter        string                 `protobuf:"bytes,1,opt,name=filter,proto3" json:"filter,omitempty"`
+	From          *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	To            *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	GroupBy       string                 `protobuf:"bytes,4,opt,name=group_by,json=groupBy,proto3" json:"group_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceMapRequest) Reset() {
+	*x = ServiceMapRequest{}
+	mi := &file_podwire_v1_podwire_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceMapRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceMapRequest) ProtoMessage() {}
+
+func (x *ServiceMapRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_podwire_v1_podwire_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceMapRequest.ProtoReflect.Descriptor instead.
+func (*ServiceMapRequest) Descriptor() ([]byte, []int) {
+	return file_podwire_v1_podwire_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ServiceMapRequest) GetFilter() string {
+	if x != nil {
+		return x.Filter
+	}
+	return ""
+}
+
+func (x *ServiceMapRequest) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *ServiceMapRequest) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *ServiceMapRequest) GetGroupBy() string {
+	if x != nil {
+		return x.GroupBy
+	}
+	return ""
+}
+
+// MapNode is one group seen as a source or a destination.
+type MapNode struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unique for the grouping: "namespace/name" for Kubernetes groups, else
+	// the address or "process:name".
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Display name and what it is: the workload, service, namespace or pod
+	// name; kind is the workload kind, "Service", "Namespace", "Pod",
+	// "external" or "process".
+	Name      string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Namespace string `protobuf:"bytes,3,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Kind      string `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`
+	// Entries this node answered (it was the destination), of which failed,
+	// and their latencies.
+	Requests uint64     `protobuf:"varint,5,opt,name=requests,proto3" json:"requests,omitempty"`
+	Failed   uint64     `protobuf:"varint,6,opt,name=failed,proto3" json:"failed,omitempty"`
+	Latency  *Histogram `protobuf:"bytes,7,opt,name=latency,proto3" json:"latency,omitempty"`
+	// Entries this node sent (it was the source).
+	Sent          uint64 `protobuf:"varint,8,opt,name=sent,proto3" json:"sent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MapNode) Reset() {
+	*x = MapNode{}
+	mi := &file_podwire_v1_podwire_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MapNode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MapNode) ProtoMessage() {}
+
+func (x *MapNode) ProtoReflect() protoreflect.Message {
+	mi := &file_podwire_v1_podwire_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MapNode.ProtoReflect.Descriptor instead.
+func (*MapNode) Descriptor() ([]byte, []int) {
+	return file_podwire_v1_podwire_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *MapNode) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *MapNode) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *MapNode) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *MapNode) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *MapNode) GetRequests() uint64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *MapNode) GetFailed() uint64 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
+func (x *MapNode) GetLatency() *Histogram {
+	if x != nil {
+		return x.Latency
+	}
+	return nil
+}
+
+func (x *MapNode) GetSent() uint64 {
+	if x != nil {
+		return x.Sent
+	}
+	return 0
+}
+
+// MapEdge is the traffic from one group to another.
+type MapEdge struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Source   string                 `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	Target   string                 `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
+	Requests uint64                 `protobuf:"varint,3,opt,name=requests,proto3" json:"requests,omitempty"`
+	Failed   uint64                 `protobuf:"varint,4,opt,name=failed,proto3" json:"failed,omitempty"`
+	Latency  *Histogram             `protobuf:"bytes,5,opt,name=latency,proto3" json:"latency,omitempty"`
+	// Entries by protocol ("http", "grpc", ...).
+	Protocols map[string]uint64 `protobuf:"bytes,6,rep,name=protocols,proto3" json:"protocols,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// Services the source addressed on the target (the ClusterIP names).
+	Services      []string `protobuf:"bytes,7,rep,name=services,proto3" json:"services,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MapEdge) Reset() {
+	*x = MapEdge{}
+	mi := &file_podwire_v1_podwire_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MapEdge) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MapEdge) ProtoMessage() {}
+
+func (x *MapEdge) ProtoReflect() protoreflect.Message {
+	mi := &file_podwire_v1_podwire_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MapEdge.ProtoReflect.Descriptor instead.
+func (*MapEdge) Descriptor() ([]byte, []int) {
+	return file_podwire_v1_podwire_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *MapEdge) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *MapEdge) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *MapEdge) GetRequests() uint64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *MapEdge) GetFailed() uint64 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
+func (x *MapEdge) GetLatency() *Histogram {
+	if x != nil {
+		return x.Latency
+	}
+	return nil
+}
+
+func (x *MapEdge) GetProtocols() map[string]uint64 {
+	if x != nil {
+		return x.Protocols
+	}
+	return nil
+}
+
+func (x *MapEdge) GetServices() []string {
+	if x != nil {
+		return x.Services
+	}
+	return nil
+}
+
+type ServiceMapResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Nodes []*MapNode             `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	Edges []*MapEdge             `protobuf:"bytes,2,rep,name=edges,proto3" json:"edges,omitempty"`
+	// Entries that matched the filter and range; scanned is all looked at.
+	Matched uint64 `protobuf:"varint,3,opt,name=matched,proto3" json:"matched,omitempty"`
+	Scanned uint64 `protobuf:"varint,4,opt,name=scanned,proto3" json:"scanned,omitempty"`
+	// Time of the oldest entry the store still holds: a range starting
+	// before it is incomplete.
+	Oldest        *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=oldest,proto3" json:"oldest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceMapResponse) Reset() {
+	*x = ServiceMapResponse{}
+	mi := &file_podwire_v1_podwire_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceMapResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceMapResponse) ProtoMessage() {}
+
+func (x *ServiceMapResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_podwire_v1_podwire_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceMapResponse.ProtoReflect.Descriptor instead.
+func (*ServiceMapResponse) Descriptor() ([]byte, []int) {
+	return file_podwire_v1_podwire_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ServiceMapResponse) GetNodes() []*MapNode {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *ServiceMapResponse) GetEdges() []*MapEdge {
+	if x != nil {
+		return x.Edges
+	}
+	return nil
+}
+
+func (x *ServiceMapResponse) GetMatched() uint64 {
+	if x != nil {
+		return x.Matched
+	}
+	return 0
+}
+
+func (x *ServiceMapResponse) GetScanned() uint64 {
+	if x != nil {
+		return x.Scanned
+	}
+	return 0
+}
+
+func (x *ServiceMapResponse) GetOldest() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Oldest
+	}
+	return nil
+}
+
+type MetricsRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Filter string                 `protobuf:"bytes,1,opt,name=filter,proto3" json:"filter,omitempty"`
+	// Both required; from < to.
+	From *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	To   *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	// Width of each point's bucket; the range is cut at from + k*step. At
+	// most 11000 steps; 0 means (to-from)/100.
+	Step          *durationpb.Duration `protobuf:"bytes,4,opt,name=step,proto3" json:"step,omitempty"`
+	GroupBy       string               `protobuf:"bytes,5,opt,name=group_by,json=groupBy,proto3" json:"group_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MetricsRequest) Reset() {
+	*x = MetricsRequest{}
+	mi := &file_podwire_v1_podwire_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetricsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetricsRequest) ProtoMessage() {}
+
+func (x *MetricsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_podwire_v1_podwire_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetricsRequest.ProtoReflect.Descriptor instead.
+func (*MetricsRequest) Descriptor() ([]byte, []int) {
+	return file_podwire_v1_podwire_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *MetricsRequest) GetFilter() string {
+	if x != nil {
+		return x.Filter
+	}
+	return ""
+}
+
+func (x *MetricsRequest) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *MetricsRequest) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *MetricsRequest) GetStep() *durationpb.Duration {
+	if x != nil {
+		return x.Step
+	}
+	return nil
+}
+
+func (x *MetricsRequest) GetGroupBy() string {
+	if x != nil {
+		return x.GroupBy
+	}
+	return ""
+}
+
+// MetricsPoint covers [time, time+step).
+type MetricsPoint struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Time          *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
+	Requests      uint64                 `protobuf:"varint,2,opt,name=requests,proto3" json:"requests,omitempty"`
+	Failed        uint64                 `protobuf:"varint,3,opt,name=failed,proto3" json:"failed,omitempty"`
+	Latency       *Histogram             `protobuf:"bytes,4,opt,name=latency,proto3" json:"latency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MetricsPoint) Reset() {
+	*x = MetricsPoint{}
+	mi := &file_podwire_v1_podwire_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetricsPoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetricsPoint) ProtoMessage() {}
+
+func (x *MetricsPoint) ProtoReflect() protoreflect.Message {
+	mi := &file_podwire_v1_podwire_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetricsPoint.ProtoReflect.Descriptor instead.
+func (*MetricsPoint) Descriptor() ([]byte, []int) {
+	return file_podwire_v1_podwire_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *MetricsPoint) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *MetricsPoint) GetRequests() uint64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *MetricsPoint) GetFailed() uint64 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
+func (x *MetricsPoint) GetLatency() *Histogram {
+	if x != nil {
+		return x.Latency
+	}
+	return nil
+}
+
+type MetricsSeries struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The group's id and display name as in MapNode (for "none": "").
+	Group     string `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	Name      string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Namespace string `protobuf:"bytes,3,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// Points with at least one entry, ascending by time.
+	Points        []*MetricsPoint `protobuf:"bytes,4,rep,name=points,proto3" json:"points,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MetricsSeries) Reset() {
+	*x = MetricsSeries{}
+	mi := &file_podwire_v1_podwire_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetricsSeries) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetricsSeries) ProtoMessage() {}
+
+func (x *MetricsSeries) ProtoReflect() protoreflect.Message {
+	mi := &file_podwire_v1_podwire_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetricsSeries.ProtoReflect.Descriptor instead.
+func (*MetricsSeries) Descriptor() ([]byte, []int) {
+	return file_podwire_v1_podwire_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *MetricsSeries) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *MetricsSeries) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *MetricsSeries) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *MetricsSeries) GetPoints() []*MetricsPoint {
+	if x != nil {
+		return x.Points
+	}
+	return nil
+}
+
+type MetricsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Series        []*MetricsSeries       `protobuf:"bytes,1,rep,name=series,proto3" json:"series,omitempty"`
+	Step          *durationpb.Duration   `protobuf:"bytes,2,opt,name=step,proto3" json:"step,omitempty"`
+	Matched       uint64                 `protobuf:"varint,3,opt,name=matched,proto3" json:"matched,omitempty"`
+	Oldest        *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=oldest,proto3" json:"oldest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MetricsResponse) Reset() {
+	*x = MetricsResponse{}
+	mi := &file_podwire_v1_podwire_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetricsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetricsResponse) ProtoMessage() {}
+
+func (x *MetricsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_podwire_v1_podwire_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetricsResponse.ProtoReflect.Descriptor instead.
+func (*MetricsResponse) Descriptor() ([]byte, []int) {
+	return file_podwire_v1_podwire_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *MetricsResponse) GetSeries() []*MetricsSeries {
+	if x != nil {
+		return x.Series
+	}
+	return nil
+}
+
+func (x *MetricsResponse) GetStep() *durationpb.Duration {
+	if x != nil {
+		return x.Step
+	}
+	return nil
+}
+
+func (x *MetricsResponse) GetMatched() uint64 {
+	if x != nil {
+		return x.Matched
+	}
+	return 0
+}
+
+func (x *MetricsResponse) GetOldest() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Oldest
+	}
+	return nil
+}
+
+type ValuesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One of the filter's string fields: protocol, method, path, node,
+	// src.<f> / dst.<f> for f in namespace, workload, service, pod, ip, node,
+	// process; or namespace, workload, service, pod meaning either end.
+	Field string `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
+	// Only values starting with prefix (case-insensitive).
+	Prefix string                 `protobuf:"bytes,2,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	Filter string                 `protobuf:"bytes,3,opt,name=filter,proto3" json:"filter,omitempty"`
+	From   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=from,proto3" json:"from,omitempty"`
+	To     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=to,proto3" json:"to,omitempty"`
+	// At most this many values, most frequent first (0: 100).
+	Limit         int32 `protobuf:"varint,6,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ValuesRequest) Reset() {
+	*x = ValuesRequest{}
+	mi := &file_podwire_v1_podwire_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValuesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValuesRequest) ProtoMessage() {}
+
+func (x *ValuesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_podwire_v1_podwire_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValuesRequest.ProtoReflect.Descriptor instead.
+func (*ValuesRequest) Descriptor() ([]byte, []int) {
+	return file_podwire_v1_podwire_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ValuesRequest) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *ValuesRequest) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+func (x *ValuesRequest) GetFilter() string {
+	if x != nil {
+		return x.Filter
+	}
+	return ""
+}
+
+func (x *ValuesRequest) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *ValuesRequest) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *ValuesRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type ValueCount struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Value         string                 `protobuf:"bytes,1,opt,name=value,proto3" json:"value,omitempty"`
+	Count         uint64                 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ValueCount) Reset() {
+	*x = ValueCount{}
+	mi := &file_podwire_v1_podwire_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValueCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValueCount) ProtoMessage() {}
+
+func (x *ValueCount) ProtoReflect() protoreflect.Message {
+	mi := &file_podwire_v1_podwire_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValueCount.ProtoReflect.Descriptor instead.
+func (*ValueCount) Descriptor() ([]byte, []int) {
+	return file_podwire_v1_podwire_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ValueCount) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *ValueCount) GetCount() uint64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+type ValuesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Values        []*ValueCount          `protobuf:"bytes,1,rep,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ValuesResponse) Reset() {
+	*x = ValuesResponse{}
+	mi := &file_podwire_v1_podwire_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValuesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValuesResponse) ProtoMessage() {}
+
+func (x *ValuesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_podwire_v1_podwire_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValuesResponse.ProtoReflect.Descriptor instead.
+func (*ValuesResponse) Descriptor() ([]byte, []int) {
+	return file_podwire_v1_podwire_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ValuesResponse) GetValues() []*ValueCount {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
 var File_podwire_v1_podwire_proto protoreflect.FileDescriptor
 
 const file_podwire_v1_podwire_proto_rawDesc = "" +
@@ -1005,12 +1895,85 @@ const file_podwire_v1_podwire_proto_rawDesc = "" +
 	"\x06uptime\x18\t \x01(\v2\x19.google.protobuf.DurationR\x06uptime\x1a;\n" +
 	"\rCountersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x012\xfc\x01\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"T\n" +
+	"\tHistogram\x12\x18\n" +
+	"\abuckets\x18\x01 \x03(\rR\abuckets\x12\x16\n" +
+	"\x06counts\x18\x02 \x03(\x04R\x06counts\x12\x15\n" +
+	"\x06sum_ms\x18\x03 \x01(\x01R\x05sumMs\"\xa2\x01\n" +
+	"\x11ServiceMapRequest\x12\x16\n" +
+	"\x06filter\x18\x01 \x01(\tR\x06filter\x12.\n" +
+	"\x04from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12\x19\n" +
+	"\bgroup_by\x18\x04 \x01(\tR\agroupBy\"\xd8\x01\n" +
+	"\aMapNode\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1c\n" +
+	"\tnamespace\x18\x03 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04kind\x18\x04 \x01(\tR\x04kind\x12\x1a\n" +
+	"\brequests\x18\x05 \x01(\x04R\brequests\x12\x16\n" +
+	"\x06failed\x18\x06 \x01(\x04R\x06failed\x12/\n" +
+	"\alatency\x18\a \x01(\v2\x15.podwire.v1.HistogramR\alatency\x12\x12\n" +
+	"\x04sent\x18\b \x01(\x04R\x04sent\"\xba\x02\n" +
+	"\aMapEdge\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x12\x16\n" +
+	"\x06target\x18\x02 \x01(\tR\x06target\x12\x1a\n" +
+	"\brequests\x18\x03 \x01(\x04R\brequests\x12\x16\n" +
+	"\x06failed\x18\x04 \x01(\x04R\x06failed\x12/\n" +
+	"\alatency\x18\x05 \x01(\v2\x15.podwire.v1.HistogramR\alatency\x12@\n" +
+	"\tprotocols\x18\x06 \x03(\v2\".podwire.v1.MapEdge.ProtocolsEntryR\tprotocols\x12\x1a\n" +
+	"\bservices\x18\a \x03(\tR\bservices\x1a<\n" +
+	"\x0eProtocolsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xd2\x01\n" +
+	"\x12ServiceMapResponse\x12)\n" +
+	"\x05nodes\x18\x01 \x03(\v2\x13.podwire.v1.MapNodeR\x05nodes\x12)\n" +
+	"\x05edges\x18\x02 \x03(\v2\x13.podwire.v1.MapEdgeR\x05edges\x12\x18\n" +
+	"\amatched\x18\x03 \x01(\x04R\amatched\x12\x18\n" +
+	"\ascanned\x18\x04 \x01(\x04R\ascanned\x122\n" +
+	"\x06oldest\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x06oldest\"\xce\x01\n" +
+	"\x0eMetricsRequest\x12\x16\n" +
+	"\x06filter\x18\x01 \x01(\tR\x06filter\x12.\n" +
+	"\x04from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12-\n" +
+	"\x04step\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x04step\x12\x19\n" +
+	"\bgroup_by\x18\x05 \x01(\tR\agroupBy\"\xa3\x01\n" +
+	"\fMetricsPoint\x12.\n" +
+	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1a\n" +
+	"\brequests\x18\x02 \x01(\x04R\brequests\x12\x16\n" +
+	"\x06failed\x18\x03 \x01(\x04R\x06failed\x12/\n" +
+	"\alatency\x18\x04 \x01(\v2\x15.podwire.v1.HistogramR\alatency\"\x89\x01\n" +
+	"\rMetricsSeries\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1c\n" +
+	"\tnamespace\x18\x03 \x01(\tR\tnamespace\x120\n" +
+	"\x06points\x18\x04 \x03(\v2\x18.podwire.v1.MetricsPointR\x06points\"\xc1\x01\n" +
+	"\x0fMetricsResponse\x121\n" +
+	"\x06series\x18\x01 \x03(\v2\x19.podwire.v1.MetricsSeriesR\x06series\x12-\n" +
+	"\x04step\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x04step\x12\x18\n" +
+	"\amatched\x18\x03 \x01(\x04R\amatched\x122\n" +
+	"\x06oldest\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x06oldest\"\xc7\x01\n" +
+	"\rValuesRequest\x12\x14\n" +
+	"\x05field\x18\x01 \x01(\tR\x05field\x12\x16\n" +
+	"\x06prefix\x18\x02 \x01(\tR\x06prefix\x12\x16\n" +
+	"\x06filter\x18\x03 \x01(\tR\x06filter\x12.\n" +
+	"\x04from\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12\x14\n" +
+	"\x05limit\x18\x06 \x01(\x05R\x05limit\"8\n" +
+	"\n" +
+	"ValueCount\x12\x14\n" +
+	"\x05value\x18\x01 \x01(\tR\x05value\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x04R\x05count\"@\n" +
+	"\x0eValuesResponse\x12.\n" +
+	"\x06values\x18\x01 \x03(\v2\x16.podwire.v1.ValueCountR\x06values2\xce\x03\n" +
 	"\x05Agent\x12>\n" +
 	"\x05Watch\x12\x18.podwire.v1.WatchRequest\x1a\x19.podwire.v1.WatchResponse0\x01\x126\n" +
 	"\x05Query\x12\x18.podwire.v1.QueryRequest\x1a\x11.podwire.v1.Entry0\x01\x12:\n" +
 	"\bGetEntry\x12\x1b.podwire.v1.GetEntryRequest\x1a\x11.podwire.v1.Entry\x12?\n" +
-	"\x06Status\x12\x19.podwire.v1.StatusRequest\x1a\x1a.podwire.v1.StatusResponseB7Z5github.com/podwire/podwire/proto/podwire/v1;podwirev1b\x06proto3"
+	"\x06Status\x12\x19.podwire.v1.StatusRequest\x1a\x1a.podwire.v1.StatusResponse\x12K\n" +
+	"\n" +
+	"ServiceMap\x12\x1d.podwire.v1.ServiceMapRequest\x1a\x1e.podwire.v1.ServiceMapResponse\x12B\n" +
+	"\aMetrics\x12\x1a.podwire.v1.MetricsRequest\x1a\x1b.podwire.v1.MetricsResponse\x12?\n" +
+	"\x06Values\x12\x19.podwire.v1.ValuesRequest\x1a\x1a.podwire.v1.ValuesResponseB7Z5github.com/podwire/podwire/proto/podwire/v1;podwirev1b\x06proto3"
 
 var (
 	file_podwire_v1_podwire_proto_rawDescOnce sync.Once
@@ -1024,7 +1987,7 @@ func file_podwire_v1_podwire_proto_rawDescGZIP() []byte {
 	return file_podwire_v1_podwire_proto_rawDescData
 }
 
-var file_podwire_v1_podwire_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_podwire_v1_podwire_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_podwire_v1_podwire_proto_goTypes = []any{
 	(*Endpoint)(nil),              // 0: podwire.v1.Endpoint
 	(*Header)(nil),                // 1: podwire.v1.Header
@@ -1037,43 +2000,82 @@ var file_podwire_v1_podwire_proto_goTypes = []any{
 	(*StatusRequest)(nil),         // 8: podwire.v1.StatusRequest
 	(*Program)(nil),               // 9: podwire.v1.Program
 	(*StatusResponse)(nil),        // 10: podwire.v1.StatusResponse
-	nil,                           // 11: podwire.v1.Message.HeadersEntry
-	nil,                           // 12: podwire.v1.Message.TrailersEntry
-	nil,                           // 13: podwire.v1.StatusResponse.CountersEntry
-	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 15: google.protobuf.Duration
+	(*Histogram)(nil),             // 11: podwire.v1.Histogram
+	(*ServiceMapRequest)(nil),     // 12: podwire.v1.ServiceMapRequest
+	(*MapNode)(nil),               // 13: podwire.v1.MapNode
+	(*MapEdge)(nil),               // 14: podwire.v1.MapEdge
+	(*ServiceMapResponse)(nil),    // 15: podwire.v1.ServiceMapResponse
+	(*MetricsRequest)(nil),        // 16: podwire.v1.MetricsRequest
+	(*MetricsPoint)(nil),          // 17: podwire.v1.MetricsPoint
+	(*MetricsSeries)(nil),         // 18: podwire.v1.MetricsSeries
+	(*MetricsResponse)(nil),       // 19: podwire.v1.MetricsResponse
+	(*ValuesRequest)(nil),         // 20: podwire.v1.ValuesRequest
+	(*ValueCount)(nil),            // 21: podwire.v1.ValueCount
+	(*ValuesResponse)(nil),        // 22: podwire.v1.ValuesResponse
+	nil,                           // 23: podwire.v1.Message.HeadersEntry
+	nil,                           // 24: podwire.v1.Message.TrailersEntry
+	nil,                           // 25: podwire.v1.StatusResponse.CountersEntry
+	nil,                           // 26: podwire.v1.MapEdge.ProtocolsEntry
+	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 28: google.protobuf.Duration
 }
 var file_podwire_v1_podwire_proto_depIdxs = []int32{
-	11, // 0: podwire.v1.Message.headers:type_name -> podwire.v1.Message.HeadersEntry
+	23, // 0: podwire.v1.Message.headers:type_name -> podwire.v1.Message.HeadersEntry
 	1,  // 1: podwire.v1.Message.header_list:type_name -> podwire.v1.Header
-	12, // 2: podwire.v1.Message.trailers:type_name -> podwire.v1.Message.TrailersEntry
-	14, // 3: podwire.v1.Message.start:type_name -> google.protobuf.Timestamp
-	14, // 4: podwire.v1.Message.end:type_name -> google.protobuf.Timestamp
-	14, // 5: podwire.v1.Entry.time:type_name -> google.protobuf.Timestamp
+	24, // 2: podwire.v1.Message.trailers:type_name -> podwire.v1.Message.TrailersEntry
+	27, // 3: podwire.v1.Message.start:type_name -> google.protobuf.Timestamp
+	27, // 4: podwire.v1.Message.end:type_name -> google.protobuf.Timestamp
+	27, // 5: podwire.v1.Entry.time:type_name -> google.protobuf.Timestamp
 	0,  // 6: podwire.v1.Entry.src:type_name -> podwire.v1.Endpoint
 	0,  // 7: podwire.v1.Entry.dst:type_name -> podwire.v1.Endpoint
 	2,  // 8: podwire.v1.Entry.request:type_name -> podwire.v1.Message
 	2,  // 9: podwire.v1.Entry.response:type_name -> podwire.v1.Message
 	3,  // 10: podwire.v1.WatchResponse.entry:type_name -> podwire.v1.Entry
-	14, // 11: podwire.v1.QueryRequest.from:type_name -> google.protobuf.Timestamp
-	14, // 12: podwire.v1.QueryRequest.to:type_name -> google.protobuf.Timestamp
+	27, // 11: podwire.v1.QueryRequest.from:type_name -> google.protobuf.Timestamp
+	27, // 12: podwire.v1.QueryRequest.to:type_name -> google.protobuf.Timestamp
 	9,  // 13: podwire.v1.StatusResponse.programs:type_name -> podwire.v1.Program
-	13, // 14: podwire.v1.StatusResponse.counters:type_name -> podwire.v1.StatusResponse.CountersEntry
-	14, // 15: podwire.v1.StatusResponse.started:type_name -> google.protobuf.Timestamp
-	15, // 16: podwire.v1.StatusResponse.uptime:type_name -> google.protobuf.Duration
-	4,  // 17: podwire.v1.Agent.Watch:input_type -> podwire.v1.WatchRequest
-	6,  // 18: podwire.v1.Agent.Query:input_type -> podwire.v1.QueryRequest
-	7,  // 19: podwire.v1.Agent.GetEntry:input_type -> podwire.v1.GetEntryRequest
-	8,  // 20: podwire.v1.Agent.Status:input_type -> podwire.v1.StatusRequest
-	5,  // 21: podwire.v1.Agent.Watch:output_type -> podwire.v1.WatchResponse
-	3,  // 22: podwire.v1.Agent.Query:output_type -> podwire.v1.Entry
-	3,  // 23: podwire.v1.Agent.GetEntry:output_type -> podwire.v1.Entry
-	10, // 24: podwire.v1.Agent.Status:output_type -> podwire.v1.StatusResponse
-	21, // [21:25] is the sub-list for method output_type
-	17, // [17:21] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	25, // 14: podwire.v1.StatusResponse.counters:type_name -> podwire.v1.StatusResponse.CountersEntry
+	27, // 15: podwire.v1.StatusResponse.started:type_name -> google.protobuf.Timestamp
+	28, // 16: podwire.v1.StatusResponse.uptime:type_name -> google.protobuf.Duration
+	27, // 17: podwire.v1.ServiceMapRequest.from:type_name -> google.protobuf.Timestamp
+	27, // 18: podwire.v1.ServiceMapRequest.to:type_name -> google.protobuf.Timestamp
+	11, // 19: podwire.v1.MapNode.latency:type_name -> podwire.v1.Histogram
+	11, // 20: podwire.v1.MapEdge.latency:type_name -> podwire.v1.Histogram
+	26, // 21: podwire.v1.MapEdge.protocols:type_name -> podwire.v1.MapEdge.ProtocolsEntry
+	13, // 22: podwire.v1.ServiceMapResponse.nodes:type_name -> podwire.v1.MapNode
+	14, // 23: podwire.v1.ServiceMapResponse.edges:type_name -> podwire.v1.MapEdge
+	27, // 24: podwire.v1.ServiceMapResponse.oldest:type_name -> google.protobuf.Timestamp
+	27, // 25: podwire.v1.MetricsRequest.from:type_name -> google.protobuf.Timestamp
+	27, // 26: podwire.v1.MetricsRequest.to:type_name -> google.protobuf.Timestamp
+	28, // 27: podwire.v1.MetricsRequest.step:type_name -> google.protobuf.Duration
+	27, // 28: podwire.v1.MetricsPoint.time:type_name -> google.protobuf.Timestamp
+	11, // 29: podwire.v1.MetricsPoint.latency:type_name -> podwire.v1.Histogram
+	17, // 30: podwire.v1.MetricsSeries.points:type_name -> podwire.v1.MetricsPoint
+	18, // 31: podwire.v1.MetricsResponse.series:type_name -> podwire.v1.MetricsSeries
+	28, // 32: podwire.v1.MetricsResponse.step:type_name -> google.protobuf.Duration
+	27, // 33: podwire.v1.MetricsResponse.oldest:type_name -> google.protobuf.Timestamp
+	27, // 34: podwire.v1.ValuesRequest.from:type_name -> google.protobuf.Timestamp
+	27, // 35: podwire.v1.ValuesRequest.to:type_name -> google.protobuf.Timestamp
+	21, // 36: podwire.v1.ValuesResponse.values:type_name -> podwire.v1.ValueCount
+	4,  // 37: podwire.v1.Agent.Watch:input_type -> podwire.v1.WatchRequest
+	6,  // 38: podwire.v1.Agent.Query:input_type -> podwire.v1.QueryRequest
+	7,  // 39: podwire.v1.Agent.GetEntry:input_type -> podwire.v1.GetEntryRequest
+	8,  // 40: podwire.v1.Agent.Status:input_type -> podwire.v1.StatusRequest
+	12, // 41: podwire.v1.Agent.ServiceMap:input_type -> podwire.v1.ServiceMapRequest
+	16, // 42: podwire.v1.Agent.Metrics:input_type -> podwire.v1.MetricsRequest
+	20, // 43: podwire.v1.Agent.Values:input_type -> podwire.v1.ValuesRequest
+	5,  // 44: podwire.v1.Agent.Watch:output_type -> podwire.v1.WatchResponse
+	3,  // 45: podwire.v1.Agent.Query:output_type -> podwire.v1.Entry
+	3,  // 46: podwire.v1.Agent.GetEntry:output_type -> podwire.v1.Entry
+	10, // 47: podwire.v1.Agent.Status:output_type -> podwire.v1.StatusResponse
+	15, // 48: podwire.v1.Agent.ServiceMap:output_type -> podwire.v1.ServiceMapResponse
+	19, // 49: podwire.v1.Agent.Metrics:output_type -> podwire.v1.MetricsResponse
+	22, // 50: podwire.v1.Agent.Values:output_type -> podwire.v1.ValuesResponse
+	44, // [44:51] is the sub-list for method output_type
+	37, // [37:44] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_podwire_v1_podwire_proto_init() }
@@ -1087,7 +2089,7 @@ func file_podwire_v1_podwire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_podwire_v1_podwire_proto_rawDesc), len(file_podwire_v1_podwire_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

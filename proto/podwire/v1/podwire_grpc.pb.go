@@ -21,10 +21,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Agent_Watch_FullMethodName    = "/podwire.v1.Agent/Watch"
-	Agent_Query_FullMethodName    = "/podwire.v1.Agent/Query"
-	Agent_GetEntry_FullMethodName = "/podwire.v1.Agent/GetEntry"
-	Agent_Status_FullMethodName   = "/podwire.v1.Agent/Status"
+	Agent_Watch_FullMethodName      = "/podwire.v1.Agent/Watch"
+	Agent_Query_FullMethodName      = "/podwire.v1.Agent/Query"
+	Agent_GetEntry_FullMethodName   = "/podwire.v1.Agent/GetEntry"
+	Agent_Status_FullMethodName     = "/podwire.v1.Agent/Status"
+	Agent_ServiceMap_FullMethodName = "/podwire.v1.Agent/ServiceMap"
+	Agent_Metrics_FullMethodName    = "/podwire.v1.Agent/Metrics"
+	Agent_Values_FullMethodName     = "/podwire.v1.Agent/Values"
 )
 
 // AgentClient is the client API for Agent service.
@@ -39,6 +42,12 @@ type AgentClient interface {
 	GetEntry(ctx context.Context, in *GetEntryRequest, opts ...grpc.CallOption) (*Entry, error)
 	// Status describes the agent and its counters.
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
+	// ServiceMap aggregates stored entries into nodes and edges.
+	ServiceMap(ctx context.Context, in *ServiceMapRequest, opts ...grpc.CallOption) (*ServiceMapResponse, error)
+	// Metrics aggregates stored entries into per-step series.
+	Metrics(ctx context.Context, in *MetricsRequest, opts ...grpc.CallOption) (*MetricsResponse, error)
+	// Values lists the distinct values of one field in stored entries.
+	Values(ctx context.Context, in *ValuesRequest, opts ...grpc.CallOption) (*ValuesResponse, error)
 }
 
 type agentClient struct {
@@ -107,6 +116,36 @@ func (c *agentClient) Status(ctx context.Context, in *StatusRequest, opts ...grp
 	return out, nil
 }
 
+func (c *agentClient) ServiceMap(ctx context.Context, in *ServiceMapRequest, opts ...grpc.CallOption) (*ServiceMapResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ServiceMapResponse)
+	err := c.cc.Invoke(ctx, Agent_ServiceMap_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *agentClient) Metrics(ctx context.Context, in *MetricsRequest, opts ...grpc.CallOption) (*MetricsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MetricsResponse)
+	err := c.cc.Invoke(ctx, Agent_Metrics_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *agentClient) Values(ctx context.Context, in *ValuesRequest, opts ...grpc.CallOption) (*ValuesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ValuesResponse)
+	err := c.cc.Invoke(ctx, Agent_Values_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AgentServer is the server API for Agent service.
 // All implementations must embed UnimplementedAgentServer
 // for forward compatibility.
@@ -119,6 +158,12 @@ type AgentServer interface {
 	GetEntry(context.Context, *GetEntryRequest) (*Entry, error)
 	// Status describes the agent and its counters.
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
+	// ServiceMap aggregates stored entries into nodes and edges.
+	ServiceMap(context.Context, *ServiceMapRequest) (*ServiceMapResponse, error)
+	// Metrics aggregates stored entries into per-step series.
+	Metrics(context.Context, *MetricsRequest) (*MetricsResponse, error)
+	// Values lists the distinct values of one field in stored entries.
+	Values(context.Context, *ValuesRequest) (*ValuesResponse, error)
 	mustEmbedUnimplementedAgentServer()
 }
 
@@ -140,6 +185,15 @@ func (UnimplementedAgentServer) GetEntry(context.Context, *GetEntryRequest) (*En
 }
 func (UnimplementedAgentServer) Status(context.Context, *StatusRequest) (*StatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Status not implemented")
+}
+func (UnimplementedAgentServer) ServiceMap(context.Context, *ServiceMapRequest) (*ServiceMapResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ServiceMap not implemented")
+}
+func (UnimplementedAgentServer) Metrics(context.Context, *MetricsRequest) (*MetricsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Metrics not implemented")
+}
+func (UnimplementedAgentServer) Values(context.Context, *ValuesRequest) (*ValuesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Values not implemented")
 }
 func (UnimplementedAgentServer) mustEmbedUnimplementedAgentServer() {}
 func (UnimplementedAgentServer) testEmbeddedByValue()               {}
@@ -220,6 +274,60 @@ func _Agent_Status_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Agent_ServiceMap_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ServiceMapRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServer).ServiceMap(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Agent_ServiceMap_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServer).ServiceMap(ctx, req.(*ServiceMapRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Agent_Metrics_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MetricsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServer).Metrics(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Agent_Metrics_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServer).Metrics(ctx, req.(*MetricsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Agent_Values_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ValuesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServer).Values(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Agent_Values_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServer).Values(ctx, req.(*ValuesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Agent_ServiceDesc is the grpc.ServiceDesc for Agent service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -234,6 +342,18 @@ var Agent_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Status",
 			Handler:    _Agent_Status_Handler,
+		},
+		{
+			MethodName: "ServiceMap",
+			Handler:    _Agent_ServiceMap_Handler,
+		},
+		{
+			MethodName: "Metrics",
+			Handler:    _Agent_Metrics_Handler,
+		},
+		{
+			MethodName: "Values",
+			Handler:    _Agent_Values_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
