@@ -57,9 +57,36 @@ func Deps() error {
 	return sh.RunWith(env, "apt-get", append([]string{"install", "-y", "-qq", "--no-install-recommends"}, missing...)...)
 }
 
-// Build builds bin/podwire.
+// Build builds bin/podwire and the Grafana plugin into dist/ (backend
+// executables for linux amd64 and arm64, frontend and plugin.json).
 func Build() error {
-	return sh.RunV("go", "build", "-o", "bin/podwire", "./cmd/podwire")
+	if err := sh.RunV("go", "build", "-o", "bin/podwire", "./cmd/podwire"); err != nil {
+		return err
+	}
+	return BuildBackend()
+}
+
+// pluginExecutable is plugin.json's "executable": Grafana starts
+// dist/<executable>_<os>_<arch>.
+const pluginExecutable = "gpx_podwire"
+
+// pluginArchs are the platforms the plugin's backend is built for.
+var pluginArchs = []string{"amd64", "arm64"}
+
+// BuildBackend builds the plugin's backend executables into dist/.
+func BuildBackend() error {
+	version, err := sh.Output("git", "describe", "--tags", "--always", "--dirty")
+	if err != nil || version == "" {
+		version = "dev"
+	}
+	for _, arch := range pluginArchs {
+		out := filepath.Join("dist", fmt.Sprintf("%s_linux_%s", pluginExecutable, arch))
+		env := map[string]string{"GOOS": "linux", "GOARCH": arch, "CGO_ENABLED": "0"}
+		if err := sh.RunWithV(env, "go", "build", "-trimpath", "-ldflags", "-s -w -X main.version="+version, "-o", out, "./pkg"); err != nil {
+			return err
+		}
+	}
+	return sh.Copy(filepath.Join("dist", "plugin.json"), "plugin.json")
 }
 
 // Generate regenerates the BPF objects (bpf2go) and the gRPC code (protoc) in place.
