@@ -32,6 +32,7 @@ var debPackages = []string{
 	"clang", "llvm", "libbpf-dev", "bpftool", "protobuf-compiler",
 	"curl", "nginx-light", "wrk", "iproute2", "python3", "procps",
 	"redis-server", "redis-tools", "bind9-dnsutils", "bc", "nghttp2-client",
+	"chromium",
 }
 
 // Deps installs the Debian packages builds and tests need (only those missing).
@@ -63,7 +64,10 @@ func Build() error {
 	if err := sh.RunV("go", "build", "-o", "bin/podwire", "./cmd/podwire"); err != nil {
 		return err
 	}
-	return BuildBackend()
+	if err := BuildBackend(); err != nil {
+		return err
+	}
+	return BuildFrontend()
 }
 
 // pluginExecutable is plugin.json's "executable": Grafana starts
@@ -213,6 +217,9 @@ func Test() error {
 	mg.SerialDeps(Deps, KubeTools, CheckGenerated, Vet)
 	if os.Geteuid() != 0 {
 		fmt.Println("not root: privileged tests (real eBPF capture) will skip")
+	}
+	if err := FrontendCheck(); err != nil {
+		return err
 	}
 	if err := sh.RunV("go", "test", "-count=1", "-timeout", "30m", "./..."); err != nil {
 		return err
