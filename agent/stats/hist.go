@@ -118,19 +118,24 @@ func (h *Histogram) Quantile(q float64) float64 {
 			continue
 		}
 		if float64(seen+c) >= rank {
-			lo, hi := Lower(i), Upper(i)
-			if i == 0 {
-				return hi
-			}
-			if math.IsInf(hi, 1) {
-				return lo
-			}
-			frac := (rank - float64(seen)) / float64(c)
-			return lo * math.Pow(hi/lo, frac)
+			return within(i, rank-float64(seen), c)
 		}
 		seen += c
 	}
 	return Lower(Buckets - 1)
+}
+
+// within interpolates geometrically inside bucket i holding c entries the
+// latency of rank r among them.
+func within(i int, r float64, c uint64) float64 {
+	lo, hi := Lower(i), Upper(i)
+	if i == 0 {
+		return hi
+	}
+	if math.IsInf(hi, 1) {
+		return lo
+	}
+	return lo * math.Pow(hi/lo, r/float64(c))
 }
 
 // Mean returns the mean latency in milliseconds, or NaN when h is empty.

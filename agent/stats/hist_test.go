@@ -71,3 +71,39 @@ func TestMergeProtoIgnoresBadBuckets(t *testing.T) {
 		t.Error("empty histogram has no quantile")
 	}
 }
+
+// A sparse histogram merged from the same parts answers exactly as the
+// dense one.
+func TestSparseMatchesDense(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	var dense Histogram
+	var sparse Sparse
+	for part := 0; part < 5; part++ {
+		var h Histogram
+		for i := 0; i < 1000; i++ {
+			h.Add(math.Exp(r.NormFloat64() + float64(part)))
+		}
+		dense.Merge(&h)
+		p := h.Proto()
+		// Reverse one part: MergeProto must not rely on the order.
+		if part == 2 {
+			slices.Reverse(p.Buckets)
+			slices.Reverse(p.Counts)
+		}
+		sparse.MergeProto(p)
+	}
+	if sparse.Count != dense.Count || math.Abs(sparse.SumMs-dense.SumMs) > 1e-6 {
+		t.Fatalf("count %d sum %g, dense %d %g", sparse.Count, sparse.SumMs, dense.Count, dense.SumMs)
+	}
+	if !slices.IsSorted(sparse.Buckets) {
+		t.Fatal("buckets not sorted")
+	}
+	for _, q := range []float64{0.01, 0.5, 0.95, 0.99, 1} {
+		if a, b := sparse.Quantile(q), dense.Quantile(q); a != b {
+			t.Errorf("q%g: sparse %g, dense %g", q, a, b)
+		}
+	}
+	if *sparse.Dense() != dense {
+		t.Error("Dense() differs from the dense histogram")
+	}
+}

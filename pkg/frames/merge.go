@@ -237,7 +237,9 @@ func splitID(id string) (ns, name string) {
 type Point struct {
 	Time             time.Time
 	Requests, Failed uint64
-	Latency          stats.Histogram
+	// Latency is sparse: a query may hold a point for every step of every
+	// group, so a dense 2 KiB histogram each would not do.
+	Latency stats.Sparse
 }
 
 // Series is one group's points, ascending by time.
@@ -284,7 +286,6 @@ func MergeMetrics(rs []*podwirev1.MetricsResponse) []*Series {
 	}
 	out := make([]*Series, 0, len(groups))
 	for _, a := range groups {
-		// Sort the keys, not the points: a point holds a whole histogram.
 		keys := slices.Sorted(maps.Keys(a.points))
 		a.s.Points = make([]Point, len(keys))
 		for i, k := range keys {

@@ -102,8 +102,8 @@ func Metrics(s []*Series, groupBy string, step time.Duration, from, to time.Time
 		reqs, failed := make([]uint64, n), make([]uint64, n)
 		// hists[k] is step k's histogram: the point's own when one point
 		// falls in the step (the usual case), a merged copy otherwise.
-		hists := make([]*stats.Histogram, n)
-		merged := map[int]*stats.Histogram{}
+		hists := make([]*stats.Sparse, n)
+		merged := map[int]*stats.Sparse{}
 		for i := range sr.Points {
 			p := &sr.Points[i]
 			if p.Time.Before(from) || !p.Time.Before(to) {
@@ -116,7 +116,7 @@ func Metrics(s []*Series, groupBy string, step time.Duration, from, to time.Time
 			case hists[k] == nil:
 				hists[k] = &p.Latency
 			case merged[k] == nil:
-				h := &stats.Histogram{}
+				h := &stats.Sparse{}
 				h.Merge(hists[k])
 				h.Merge(&p.Latency)
 				merged[k], hists[k] = h, h

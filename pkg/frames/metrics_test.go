@@ -111,8 +111,8 @@ func TestMetricsStepEdges(t *testing.T) {
 		{Time: t0.Add(150 * time.Second), Requests: 15, Failed: 15}, // at the range's end: outside [from, to)
 		{Time: t0.Add(140 * time.Second), Requests: 15, Failed: 15}, // the short last step
 	}}}
-	s[0].Points[1].Latency.Add(10)
-	s[0].Points[2].Latency.Add(20)
+	s[0].Points[1].Latency.MergeProto(hist(10))
+	s[0].Points[2].Latency.MergeProto(hist(20))
 	fs := Metrics(s, "workload", time.Minute, t0, t0.Add(150*time.Second))
 	req := frameFor(t, fs, MetricRequests, "workload", "cart")
 	if req.Rows() != 3 {

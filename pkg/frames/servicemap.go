@@ -11,7 +11,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/grafana/grafana-plugin-sdk-go/data"
-	"github.com/podwire/podwire/agent/stats"
 )
 
 // Node kinds the agents give to groups that are not Kubernetes objects.
@@ -116,9 +115,9 @@ func rangeSeconds(from, to time.Time) float64 {
 	return 1
 }
 
-// quantile returns h's q-quantile in ms (to the microsecond), nil when h
-// is empty.
-func quantile(h *stats.Histogram, q float64) *float64 {
+// quantile returns h's (dense or sparse) q-quantile in ms (to the
+// microsecond), nil when h is empty.
+func quantile(h interface{ Quantile(float64) float64 }, q float64) *float64 {
 	v := h.Quantile(q)
 	if math.IsNaN(v) {
 		return nil
