@@ -82,9 +82,20 @@ func httpServer(addr string) error {
 }
 
 // testMux is the test servers' handlers: /status/{code}, /echo, /chunked,
-// /bytes/{n}, and JSON naming the path for anything else.
+// /bytes/{n}, /sleep/{ms}, and JSON naming the path for anything else.
 func testMux() *http.ServeMux {
 	mux := http.NewServeMux()
+	mux.HandleFunc("/sleep/{ms}", func(w http.ResponseWriter, r *http.Request) {
+		// Answers after ms milliseconds (at most a minute), for latencies.
+		ms, err := strconv.Atoi(r.PathValue("ms"))
+		if err != nil || ms < 0 || ms > 60000 {
+			http.Error(w, "bad duration", http.StatusBadRequest)
+			return
+		}
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintf(w, "slept %d ms\n", ms)
+	})
 	mux.HandleFunc("/status/{code}", func(w http.ResponseWriter, r *http.Request) {
 		code, err := strconv.Atoi(r.PathValue("code"))
 		if err != nil || code < 100 || code > 599 {

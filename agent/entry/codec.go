@@ -12,8 +12,13 @@ import (
 // The packed form of an entry: one pointer-free byte run, so that a store
 // of them is a few large blocks the garbage collector need not scan.
 // Integers are varints, strings and bodies a length then the bytes.
+//
+// Layout: version, flags, the summary length (4 bytes, little-endian:
+// the bytes from the start up to the notes), time, names, numbers, the
+// endpoints, then notes and messages. The summary comes first so that a
+// scan can copy and read it alone (SummaryLen, SummaryReader).
 
-const codecVersion = 1
+const codecVersion = 2
 
 // Entry flags in the packed form.
 const (
@@ -49,7 +54,8 @@ func AppendPacked(dst []byte, e *Entry) []byte {
 	if e.Time.IsZero() {
 		fl |= pkTimeZero
 	}
-	dst = append(dst, codecVersion, fl)
+	start := len(dst)
+	dst = append(dst, codecVersion, fl, 0, 0, 0, 0)
 	if !e.Time.IsZero() {
 		dst = binary.AppendVarint(dst, e.Time.UnixNano())
 	}
@@ -61,6 +67,7 @@ func AppendPacked(dst []byte, e *Entry) []byte {
 	dst = binary.AppendUvarint(dst, e.ConnID)
 	dst = appendEndpoint(dst, &e.Src)
 	dst = appendEndpoint(dst, &e.Dst)
+	binary.LittleEndian.PutUint32(dst[start+2:], uint32(len(dst)-start))
 	dst = binary.AppendUvarint(dst, uint64(len(e.Notes)))
 	for _, n := range e.Notes {
 		dst = appendString(dst, n)
@@ -158,30 +165,14 @@ func Unpack(b []byte) (*Entry, error) {
 	if r.byte() != codecVersion {
 		return nil, ErrPacked
 	}
-	fl := r.byte()
 	e := &Entry{}
-	if fl&pkTimeZero == 0 {
-		e.Time = time.Unix(0, r.varint())
-	}
-	e.ID, e.Protocol, e.HTTPVersion = r.string(), r.string(), r.string()
-	e.Method, e.Path, e.Node = r.string(), r.string(), r.string()
-	st := r.varint()
-	if st < math.MinInt32 || st > math.MaxInt32 {
-		r.bad = true
-	}
-	e.Status = int32(st)
-	e.Latency = time.Duration(r.varint())
-	e.ConnID = r.uvarint()
-	e.Src = r.endpoint()
-	e.Dst = r.endpoint()
+	fl := r.head(e, nil, nil)
 	if n := r.count(1); n > 0 {
 		e.Notes = make([]string, n)
 		for i := range e.Notes {
 			e.Notes[i] = r.string()
 		}
 	}
-	e.Failed = fl&pkFailed != 0
-	e.Incomplete = fl&pkIncomplete != 0
 	if fl&(pkRequest|pkResponse) == pkRequest|pkResponse {
 		// Both messages in one allocation.
 		ms := new([2]Message)
@@ -199,6 +190,78 @@ func Unpack(b []byte) (*Entry, error) {
 		return nil, ErrPacked
 	}
 	return e, nil
+}
+
+// head reads everything before the notes: time, names, numbers, flags
+// and both endpoints. Identities go to src and dst when they are not nil,
+// else to new ones. It returns the entry flags.
+func (r *reader) head(e *Entry, src, dst *Identity) byte {
+	fl := r.byte()
+	end := -1
+	if p := r.bytes(4); p != nil {
+		end = int(binary.LittleEndian.Uint32(p))
+	}
+	e.Time = time.Time{}
+	if fl&pkTimeZero == 0 {
+		e.Time = time.Unix(0, r.varint())
+	}
+	e.ID, e.Protocol, e.HTTPVersion = r.string(), r.string(), r.string()
+	e.Method, e.Path, e.Node = r.string(), r.string(), r.string()
+	st := r.varint()
+	if st < math.MinInt32 || st > math.MaxInt32 {
+		r.bad = true
+	}
+	e.Status = int32(st)
+	e.Latency = time.Duration(r.varint())
+	e.ConnID = r.uvarint()
+	e.Src = r.endpoint(src)
+	e.Dst = r.endpoint(dst)
+	e.Failed = fl&pkFailed != 0
+	e.Incomplete = fl&pkIncomplete != 0
+	if r.off != end {
+		r.bad = true
+	}
+	return fl
+}
+
+// SummaryReader decodes packed entries without their notes, headers and
+// bodies, into storage it reuses, so that scanning many entries allocates
+// nothing. A zero SummaryReader is ready to use; it is not safe for
+// concurrent use.
+type SummaryReader struct {
+	e        Entry
+	src, dst Identity
+}
+
+// SummaryLen returns how many bytes at the start of a packed entry hold
+// its summary: what SummaryReader.Read needs. For bytes that are not a
+// packed entry it returns len(b).
+func SummaryLen(b []byte) int {
+	if len(b) < 6 || b[0] != codecVersion {
+		return len(b)
+	}
+	n := int(binary.LittleEndian.Uint32(b[2:]))
+	if n < 6 || n > len(b) {
+		return len(b)
+	}
+	return n
+}
+
+// Read decodes the summary of a packed entry: everything but Notes,
+// Request and Response, which are nil. b is the packed entry or its first
+// SummaryLen bytes. The entry, its identities and its strings (which point
+// into b) are valid until the next Read; b must not change meanwhile.
+func (d *SummaryReader) Read(b []byte) (*Entry, error) {
+	r := reader{b: b}
+	if r.byte() != codecVersion {
+		return nil, ErrPacked
+	}
+	d.e = Entry{}
+	r.head(&d.e, &d.src, &d.dst)
+	if r.bad {
+		return nil, ErrPacked
+	}
+	return &d.e, nil
 }
 
 // reader reads a packed entry; a read past the end or a bad length sets
@@ -266,6 +329,16 @@ func (r *reader) bytes(n int) []byte {
 }
 
 func (r *reader) string() string {
+	// Most strings are shorter than 128 bytes: a one-byte length.
+	if o := r.off; o < len(r.b) && !r.bad {
+		if n := int(r.b[o]); n < 0x80 && n < len(r.b)-o {
+			r.off = o + 1 + n
+			if n == 0 {
+				return ""
+			}
+			return unsafe.String(&r.b[o+1], n)
+		}
+	}
 	n := r.count(1)
 	p := r.bytes(n)
 	if len(p) == 0 {
@@ -274,7 +347,9 @@ func (r *reader) string() string {
 	return unsafe.String(&p[0], len(p))
 }
 
-func (r *reader) endpoint() Endpoint {
+// endpoint reads an endpoint; its identity goes into id when id is not
+// nil, else into a new one.
+func (r *reader) endpoint(id *Identity) Endpoint {
 	var p Endpoint
 	switch kind := r.byte(); kind {
 	case addrNone:
@@ -300,8 +375,12 @@ func (r *reader) endpoint() Endpoint {
 	switch r.byte() {
 	case 0:
 	case 1:
-		p.Who = &Identity{Pod: r.string(), Namespace: r.string(), Workload: r.string(), WorkloadKind: r.string(),
+		if id == nil {
+			id = new(Identity)
+		}
+		*id = Identity{Pod: r.string(), Namespace: r.string(), Workload: r.string(), WorkloadKind: r.string(),
 			Service: r.string(), Node: r.string(), Process: r.string()}
+		p.Who = id
 	default:
 		r.bad = true
 	}

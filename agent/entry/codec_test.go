@@ -107,3 +107,70 @@ func FuzzUnpack(f *testing.F) {
 		}
 	})
 }
+
+func TestSummaryReader(t *testing.T) {
+	var d SummaryReader
+	noWho := rich()
+	noWho.Src.Who, noWho.Dst.Who = nil, nil
+	// One reader across entries: an identity or a field left from the
+	// previous entry must not leak into the next.
+	for i, e := range []*Entry{rich(), noWho, {}, rich()} {
+		b := AppendPacked(nil, e)
+		n := SummaryLen(b)
+		if e.Request != nil && n >= len(b) {
+			t.Errorf("%d: summary length %d of %d bytes", i, n, len(b))
+		}
+		// The summary alone reads as the whole packed entry does.
+		if _, err := d.Read(b); err != nil {
+			t.Fatalf("%d: %v", i, err)
+		}
+		got, err := d.Read(b[:n])
+		if err != nil {
+			t.Fatalf("%d: %v", i, err)
+		}
+		want := normal(e)
+		want.Notes, want.Request, want.Response = nil, nil, nil
+		if !reflect.DeepEqual(normal(got), want) {
+			t.Errorf("%d: summary\n got %+v\nwant %+v", i, normal(got), want)
+		}
+		if e.Src.Who != nil && *got.Src.Ident() != *e.Src.Who {
+			t.Errorf("%d: src identity %+v, want %+v", i, got.Src.Ident(), e.Src.Who)
+		}
+	}
+	b := AppendPacked(nil, rich())
+	if _, err := d.Read([]byte{9}); err == nil {
+		t.Error("bad version read without error")
+	}
+	// A cut before the end of the endpoints is an error; the messages are
+	// not read, so a cut after them is not noticed.
+	if _, err := d.Read(b[:20]); err == nil {
+		t.Error("cut entry read without error")
+	}
+	if _, err := d.Read(b[:SummaryLen(b)-1]); err == nil {
+		t.Error("cut summary read without error")
+	}
+	if n := SummaryLen([]byte{9, 9, 9}); n != 3 {
+		t.Errorf("SummaryLen of junk = %d, want its length", n)
+	}
+}
+
+func BenchmarkUnpack(b *testing.B) {
+	p := AppendPacked(nil, rich())
+	b.Run("full", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := Unpack(p); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("summary", func(b *testing.B) {
+		var d SummaryReader
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := d.Read(p); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -48,7 +48,9 @@ type Filter struct {
 	prg  cel.Program // nil: matches everything
 	// tracked is set when evaluation runs under the run-time cost limit.
 	tracked bool
-	errors  atomic.Uint64
+	// messages is set when the expression reads request.* or response.*.
+	messages bool
+	errors   atomic.Uint64
 }
 
 // Error is a compile error with its position in the expression.
@@ -125,6 +127,7 @@ func Compile(expr string) (*Filter, error) {
 		return nil, &Error{Expr: expr, Line: 1, Column: 1,
 			Msg: "filter must be a boolean expression, got " + typeName(t)}
 	}
+	f.messages = readsMessages(ast)
 	popts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
 	est, err := e.EstimateCost(ast, sizeEstimator{})
 	if err != nil || est.Max > CostLimit {
@@ -277,6 +280,26 @@ func (f *Filter) MatchesAll() bool { return f == nil || f.prg == nil }
 // limit, so that it is counted (and cut) as it runs: too slow for places
 // where it would run on every captured entry.
 func (f *Filter) Costly() bool { return f != nil && f.tracked }
+
+// NeedsMessages reports whether the filter reads the request or the
+// response (headers, body, bodyBytes, truncated), so that it must see
+// whole entries; without it, an entry's summary (entry.SummaryReader)
+// gives the same answer.
+func (f *Filter) NeedsMessages() bool { return f != nil && f.messages }
+
+// readsMessages tells whether a checked expression refers to a request.*
+// or response.* variable.
+func readsMessages(a *cel.Ast) bool {
+	for _, r := range a.NativeRep().ReferenceMap() {
+		if len(r.OverloadIDs) > 0 {
+			continue // a function
+		}
+		if strings.HasPrefix(r.Name, "request.") || strings.HasPrefix(r.Name, "response.") {
+			return true
+		}
+	}
+	return false
+}
 
 // Match reports whether e passes the filter. A nil *Filter matches
 // everything. e must not change during the call.

@@ -66,13 +66,18 @@ type Server struct {
 	closeOnce sync.Once
 	closed    chan struct{}
 	watchers  atomic.Int64
+	// aggSlots holds a token per running aggregation (MaxAggregations).
+	aggSlots chan struct{}
+	// truncated counts entries aggregations left out at their bounds.
+	truncated atomic.Uint64
 }
 
 var _ podwirev1.AgentServer = (*Server)(nil)
 
 // New returns a server that answers from st.
 func New(st *store.Store, cfg Config) *Server {
-	s := &Server{st: st, cfg: cfg, started: time.Now(), closed: make(chan struct{})}
+	s := &Server{st: st, cfg: cfg, started: time.Now(), closed: make(chan struct{}),
+		aggSlots: make(chan struct{}, MaxAggregations)}
 	if cfg.Token != "" {
 		s.auth = &authenticator{token: []byte(cfg.Token)}
 	}
@@ -238,6 +243,7 @@ func (s *Server) Status(ctx context.Context, _ *podwirev1.StatusRequest) (*podwi
 	for name, v := range StoreCounters(s.st.Stats()) {
 		resp.Counters[name] = v
 	}
+	resp.Counters["aggregate_truncated_entries"] = s.truncated.Load()
 	return resp, nil
 }
 

@@ -98,6 +98,7 @@ func init() {
 		{"tap", "[FILTER] [flags]", "stream live entries from the agents", (*cli).tap},
 		{"query", "[FILTER] [flags]", "list stored entries, newest first", (*cli).query},
 		{"get", "ID [flags]", "show one entry with its headers and bodies", (*cli).get},
+		{"map", "[FILTER] [flags]", "show who talks to whom: rates, errors and latency per edge", (*cli).serviceMap},
 		{"status", "[flags]", "show each agent's state and counters", (*cli).status},
 		{"demo", "[flags]", "run an agent with a small demo shop and tap its traffic (root)", (*cli).demo},
 		{"version", "", "print the CLI's version", (*cli).versionCmd},
