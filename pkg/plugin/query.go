@@ -15,6 +15,7 @@ import (
 	"github.com/grafana/grafana-plugin-sdk-go/data"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -248,9 +249,13 @@ func (d *Datasource) serviceMap(ctx context.Context, agents []*agent, dq backend
 	}
 	from, to := timeRange(dq.TimeRange)
 	req := &podwirev1.ServiceMapRequest{Filter: q.Filter, From: from, To: to, GroupBy: groupBy}
+	var cut truncations
 	answers := fanOut(ctx, agents, d.s.Timeout, "ServiceMap", func(ctx context.Context, a *agent) (*podwirev1.ServiceMapResponse, error) {
-		return a.client.ServiceMap(ctx, req)
+		return truncatedCall(&cut, a, func(opts ...grpc.CallOption) (*podwirev1.ServiceMapResponse, error) {
+			return a.client.ServiceMap(ctx, req, opts...)
+		})
 	})
+	cut.warn(n)
 	good, err := collect(answers, d.s.Timeout, "service map", n)
 	if err != nil {
 		return nil, err
@@ -293,9 +298,13 @@ func (d *Datasource) metrics(ctx context.Context, agents []*agent, dq backend.Da
 		Filter: q.Filter, From: timestamppb.New(tr.From), To: timestamppb.New(tr.To),
 		Step: durationpb.New(step), GroupBy: groupBy,
 	}
+	var cut truncations
 	answers := fanOut(ctx, agents, d.s.Timeout, "Metrics", func(ctx context.Context, a *agent) (*podwirev1.MetricsResponse, error) {
-		return a.client.Metrics(ctx, req)
+		return truncatedCall(&cut, a, func(opts ...grpc.CallOption) (*podwirev1.MetricsResponse, error) {
+			return a.client.Metrics(ctx, req, opts...)
+		})
 	})
+	cut.warn(n)
 	good, err := collect(answers, d.s.Timeout, "metrics", n)
 	if err != nil {
 		return nil, err
@@ -402,9 +411,13 @@ func (d *Datasource) values(ctx context.Context, agents []*agent, dq backend.Dat
 // fieldValues asks every agent for a field's values and adds up their
 // counts; most frequent first, at most req.Limit.
 func (d *Datasource) fieldValues(ctx context.Context, agents []*agent, req *podwirev1.ValuesRequest, n *notices) ([]*podwirev1.ValueCount, error) {
+	var cut truncations
 	answers := fanOut(ctx, agents, d.s.Timeout, "Values", func(ctx context.Context, a *agent) (*podwirev1.ValuesResponse, error) {
-		return a.client.Values(ctx, req)
+		return truncatedCall(&cut, a, func(opts ...grpc.CallOption) (*podwirev1.ValuesResponse, error) {
+			return a.client.Values(ctx, req, opts...)
+		})
 	})
+	cut.warn(n)
 	good, err := collect(answers, d.s.Timeout, "values", n)
 	if err != nil {
 		return nil, err

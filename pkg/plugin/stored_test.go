@@ -2,6 +2,7 @@ package plugin_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -10,6 +11,8 @@ import (
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 	"github.com/grafana/grafana-plugin-sdk-go/data"
 
+	"github.com/podwire/podwire/agent/entry"
+	"github.com/podwire/podwire/agent/server"
 	"github.com/podwire/podwire/internal/plugintest"
 )
 
@@ -402,5 +405,27 @@ func waitWatchers(t *testing.T, n uint64, agents ...*storeAgent) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+	}
+}
+
+// An agent whose service map hit its bound on nodes says so: the panel
+// warns that its numbers are short instead of silently showing less.
+func TestStoredServiceMapTruncated(t *testing.T) {
+	var es []*entry.Entry
+	// Each entry a new client workload: one more node than an agent keeps.
+	cart := ident("cart", "Deployment", "cart")
+	for i := 0; i <= server.MaxMapNodes; i++ {
+		es = append(es, httpEntry(time.Duration(i)*time.Millisecond, ident(fmt.Sprintf("job-%05d", i), "Job", ""), cart, "GET", "/api/cart", 200, time.Millisecond))
+	}
+	a := startStoreAgent(t, "node-a", "", es...)
+	p := plugintest.Start(t, plugintest.Options{})
+	frs := mustFrames(t, queryOne(t, p, dataSource(a.Addr).PluginContext(), q("A", map[string]any{"queryType": "serviceMap"})))
+	n := noticeTexts(frs)
+	// One node more than the bound, plus cart: two clients' entries left out.
+	if !strings.Contains(n, "agent "+a.Addr+" hit its bound on nodes: 2 matching entries are not counted") {
+		t.Errorf("notices %q do not say the agent's map was cut", n)
+	}
+	if rows := frs[0].Rows(); rows != server.MaxMapNodes {
+		t.Errorf("%d nodes, want the agent's bound %d", rows, server.MaxMapNodes)
 	}
 }

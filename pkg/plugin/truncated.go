@@ -1,0 +1,48 @@
+package plugin
+
+import (
+	"strings"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/podwire/podwire/agent/server"
+)
+
+// truncations gathers what agents said, in their answers' trailers, about
+// aggregations that hit one of their bounds (too many groups, edges,
+// points or values), so the panel says its numbers are short.
+type truncations struct {
+	mu   sync.Mutex
+	byAg map[*agent]metadata.MD
+}
+
+// truncatedCall runs one aggregation RPC on a, keeping its trailer.
+func truncatedCall[T any](t *truncations, a *agent, rpc func(opts ...grpc.CallOption) (T, error)) (T, error) {
+	var md metadata.MD
+	v, err := rpc(grpc.Trailer(&md))
+	if len(md.Get(server.TruncatedTrailer)) > 0 {
+		t.mu.Lock()
+		if t.byAg == nil {
+			t.byAg = map[*agent]metadata.MD{}
+		}
+		t.byAg[a] = md
+		t.mu.Unlock()
+	}
+	return v, err
+}
+
+// warn adds a warning for each agent whose answer was cut.
+func (t *truncations) warn(n *notices) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for a, md := range t.byAg {
+		what := strings.Join(md.Get(server.TruncatedTrailer), ",")
+		left := "some"
+		if v := md.Get(server.TruncatedEntriesTrailer); len(v) > 0 {
+			left = v[0]
+		}
+		n.warn("agent %s hit its bound on %s: %s matching entries are not counted; narrow the filter or the time range, or group more coarsely", a.name(), what, left)
+	}
+}
