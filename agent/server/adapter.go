@@ -22,6 +22,11 @@ const BodyEncodingBase64 = "base64"
 // when something was cut. A body that is valid UTF-8 is sent as text (cut
 // on a character boundary), any other body as base64.
 func ToProto(e *entry.Entry, maxBody int) *podwirev1.Entry {
+	return toProto(e, maxBody, true)
+}
+
+// toProto is ToProto, leaving out headers and trailers unless headers.
+func toProto(e *entry.Entry, maxBody int, headers bool) *podwirev1.Entry {
 	if e == nil {
 		return nil
 	}
@@ -37,8 +42,8 @@ func ToProto(e *entry.Entry, maxBody int) *podwirev1.Entry {
 		Status:      e.Status,
 		Failed:      e.Failed,
 		LatencyMs:   float64(e.Latency) / float64(time.Millisecond),
-		Request:     messageToProto(e.Request, maxBody),
-		Response:    messageToProto(e.Response, maxBody),
+		Request:     messageToProto(e.Request, maxBody, headers),
+		Response:    messageToProto(e.Response, maxBody, headers),
 		Node:        e.Node,
 		Incomplete:  e.Incomplete,
 		Notes:       append([]string(nil), e.Notes...),
@@ -122,17 +127,20 @@ func endpointFromProto(p *podwirev1.Endpoint) entry.Endpoint {
 	return out
 }
 
-func messageToProto(m *entry.Message, maxBody int) *podwirev1.Message {
+func messageToProto(m *entry.Message, maxBody int, headers bool) *podwirev1.Message {
 	if m == nil {
 		return nil
 	}
 	out := &podwirev1.Message{
-		Headers:   m.HeaderMap(),
 		BodyBytes: m.BodyBytes,
 		Truncated: m.Truncated,
 		Start:     timestamp(m.Start),
 		End:       timestamp(m.End),
 	}
+	if !headers {
+		return withBody(out, m.Body, maxBody)
+	}
+	out.Headers = m.HeaderMap()
 	if len(m.Headers) > 0 {
 		out.HeaderList = make([]*podwirev1.Header, len(m.Headers))
 		for i, h := range m.Headers {
@@ -142,10 +150,14 @@ func messageToProto(m *entry.Message, maxBody int) *podwirev1.Message {
 	if len(m.Trailers) > 0 {
 		out.Trailers = (&entry.Message{Headers: m.Trailers}).HeaderMap()
 	}
-	if maxBody == 0 || len(m.Body) == 0 {
+	return withBody(out, m.Body, maxBody)
+}
+
+// withBody sets out's body from body as ToProto describes.
+func withBody(out *podwirev1.Message, body []byte, maxBody int) *podwirev1.Message {
+	if maxBody == 0 || len(body) == 0 {
 		return out
 	}
-	body := m.Body
 	text := utf8.Valid(body)
 	if maxBody > 0 && len(body) > maxBody {
 		n := maxBody

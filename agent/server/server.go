@@ -187,7 +187,7 @@ func (s *Server) Query(req *podwirev1.QueryRequest, stream grpc.ServerStreamingS
 	// The store calls back without its lock held, so a slow client stalls
 	// only this query.
 	s.st.Query(q, func(e *entry.Entry) bool {
-		if sendErr = stream.Send(ToProto(e, maxBody)); sendErr != nil {
+		if sendErr = stream.Send(toProto(e, maxBody, !req.GetOmitHeaders())); sendErr != nil {
 			return false
 		}
 		return ctx.Err() == nil

@@ -35,8 +35,8 @@ func newEntry(at time.Time, method, path string, status int32) *entry.Entry {
 		Status:   status,
 		Failed:   status >= 500,
 		Latency:  3 * time.Millisecond,
-		Request:  &entry.Message{Body: []byte("request body"), BodyBytes: 12},
-		Response: &entry.Message{Body: []byte("response body"), BodyBytes: 13},
+		Request:  &entry.Message{Headers: []entry.Header{{Name: "host", Value: "cart"}}, Body: []byte("request body"), BodyBytes: 12, Start: at},
+		Response: &entry.Message{Headers: []entry.Header{{Name: "content-type", Value: "text/plain"}}, Body: []byte("response body"), BodyBytes: 13, Start: at.Add(time.Millisecond)},
 		Node:     "node-a",
 	}
 }
@@ -238,6 +238,27 @@ func TestQuery(t *testing.T) {
 		}
 		if b := got[0].GetResponse().GetBody(); b != "response body" {
 			t.Errorf("max_body_bytes 100: body %q", b)
+		}
+	})
+
+	t.Run("omit headers", func(t *testing.T) {
+		got, err := query(t, c, &podwirev1.QueryRequest{Limit: 1, OmitHeaders: true, MaxBodyBytes: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, resp := got[0].GetRequest(), got[0].GetResponse()
+		if len(req.GetHeaders())+len(req.GetHeaderList())+len(resp.GetHeaders())+len(resp.GetHeaderList()) != 0 {
+			t.Errorf("omit_headers: headers sent: %v %v", req.GetHeaders(), resp.GetHeaders())
+		}
+		if resp.GetBody() != "response body" || resp.GetBodyBytes() != 13 || resp.GetStart() == nil {
+			t.Errorf("omit_headers lost more than headers: body %q, %d bytes, start %v", resp.GetBody(), resp.GetBodyBytes(), resp.GetStart())
+		}
+		full, err := query(t, c, &podwirev1.QueryRequest{Limit: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(full[0].GetRequest().GetHeaders()) == 0 {
+			t.Error("without omit_headers the headers are missing")
 		}
 	})
 

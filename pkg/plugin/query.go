@@ -201,7 +201,7 @@ func (d *Datasource) entries(ctx context.Context, agents []*agent, dq backend.Da
 		return nil, err
 	}
 	from, to := timeRange(dq.TimeRange)
-	req := &podwirev1.QueryRequest{Filter: q.Filter, From: from, To: to, Limit: int32(limit)}
+	req := &podwirev1.QueryRequest{Filter: q.Filter, From: from, To: to, Limit: int32(limit), OmitHeaders: true}
 	lists, more, err := d.mergeQuery(ctx, agents, req, limit, n)
 	if err != nil {
 		return nil, err

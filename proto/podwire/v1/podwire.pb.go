@@ -593,7 +593,10 @@ type QueryRequest struct {
 	// At most this many entries, newest first (0: 1000).
 	Limit int32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
 	// Bodies longer than this are cut (0: no bodies).
-	MaxBodyBytes  int32 `protobuf:"varint,5,opt,name=max_body_bytes,json=maxBodyBytes,proto3" json:"max_body_bytes,omitempty"`
+	MaxBodyBytes int32 `protobuf:"varint,5,opt,name=max_body_bytes,json=maxBodyBytes,proto3" json:"max_body_bytes,omitempty"`
+	// Leave out headers, header lists and trailers (a table of entries does
+	// not show them); body sizes and timings stay.
+	OmitHeaders   bool `protobuf:"varint,6,opt,name=omit_headers,json=omitHeaders,proto3" json:"omit_headers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -661,6 +664,13 @@ func (x *QueryRequest) GetMaxBodyBytes() int32 {
 		return x.MaxBodyBytes
 	}
 	return 0
+}
+
+func (x *QueryRequest) GetOmitHeaders() bool {
+	if x != nil {
+		return x.OmitHeaders
+	}
+	return false
 }
 
 type GetEntryRequest struct {
@@ -1868,13 +1878,14 @@ const file_podwire_v1_podwire_proto_rawDesc = "" +
 	"\x0emax_body_bytes\x18\x02 \x01(\x05R\fmaxBodyBytes\"R\n" +
 	"\rWatchResponse\x12'\n" +
 	"\x05entry\x18\x01 \x01(\v2\x11.podwire.v1.EntryR\x05entry\x12\x18\n" +
-	"\adropped\x18\x02 \x01(\x04R\adropped\"\xbe\x01\n" +
+	"\adropped\x18\x02 \x01(\x04R\adropped\"\xe1\x01\n" +
 	"\fQueryRequest\x12\x16\n" +
 	"\x06filter\x18\x01 \x01(\tR\x06filter\x12.\n" +
 	"\x04from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
 	"\x02to\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12\x14\n" +
 	"\x05limit\x18\x04 \x01(\x05R\x05limit\x12$\n" +
-	"\x0emax_body_bytes\x18\x05 \x01(\x05R\fmaxBodyBytes\"!\n" +
+	"\x0emax_body_bytes\x18\x05 \x01(\x05R\fmaxBodyBytes\x12!\n" +
+	"\fomit_headers\x18\x06 \x01(\bR\vomitHeaders\"!\n" +
 	"\x0fGetEntryRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x0f\n" +
 	"\rStatusRequest\"I\n" +
