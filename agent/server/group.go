@@ -81,22 +81,28 @@ func (k groupKey) clone() groupKey {
 	return k
 }
 
+// groupName is an identity's name under a Kubernetes grouping ("" for
+// the others, or when it has none).
+func groupName(g grouping, id *entry.Identity) string {
+	switch g {
+	case byWorkload:
+		return id.Workload
+	case byService:
+		return id.Service
+	case byNamespace:
+		return id.Namespace
+	case byPod:
+		return id.Pod
+	}
+	return ""
+}
+
 // endKey is the group of one end of an entry under a Kubernetes grouping:
 // its name of that kind, else its process (a local socket outside pods),
 // else its address.
 func endKey(g grouping, ep *entry.Endpoint) groupKey {
 	id := ep.Ident()
-	var name string
-	switch g {
-	case byWorkload:
-		name = id.Workload
-	case byService:
-		name = id.Service
-	case byNamespace:
-		name = id.Namespace
-	case byPod:
-		name = id.Pod
-	}
+	name := groupName(g, id)
 	switch {
 	case name != "" && g == byNamespace:
 		return groupKey{kind: keyKube, name: name}
@@ -115,17 +121,7 @@ func endKey(g grouping, ep *entry.Endpoint) groupKey {
 // nothing to build.
 func appendEndKey(buf []byte, g grouping, ep *entry.Endpoint) []byte {
 	id := ep.Ident()
-	var name string
-	switch g {
-	case byWorkload:
-		name = id.Workload
-	case byService:
-		name = id.Service
-	case byNamespace:
-		name = id.Namespace
-	case byPod:
-		name = id.Pod
-	}
+	name := groupName(g, id)
 	switch {
 	case name != "" && g == byNamespace:
 		return append(append(buf, 'k', 0), name...)

@@ -233,3 +233,28 @@ func cleanTransport(msg string) string {
 	}
 	return msg
 }
+
+// answered sorts forEach's errors for commands that merge what every agent
+// sends: it returns the indexes of the agents that answered, warning on
+// stderr about the others. A bad filter, a lone agent's failure and no
+// answer at all are errors.
+func (c *cli) answered(conns []*agentConn, errs []error, timeout time.Duration) ([]int, error) {
+	var ok []int
+	for i, err := range errs {
+		if err == nil {
+			ok = append(ok, i)
+			continue
+		}
+		if fe, isFilter := asFilterError(err); isFilter {
+			return nil, fe
+		}
+		if len(conns) == 1 {
+			return nil, errors.New(describe(conns[i].addr, err, timeout))
+		}
+		fmt.Fprintf(c.stderr, "warning: %s\n", describe(conns[i].addr, err, timeout))
+	}
+	if len(ok) == 0 {
+		return nil, &exitError{code: exitFail, msg: "podwire: no agent answered"}
+	}
+	return ok, nil
+}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -78,29 +77,18 @@ func (c *cli) serviceMap(ctx context.Context, args []string) error {
 		results[i] = r
 		return err
 	})
+	ok, err := c.answered(conns, errs, cf.timeout)
+	if err != nil {
+		return err
+	}
 	m := newMergedMap()
-	answered := 0
-	for i, err := range errs {
-		if err != nil {
-			if fe, ok := asFilterError(err); ok {
-				return fe
-			}
-			if len(conns) == 1 {
-				return errors.New(describe(conns[i].addr, err, cf.timeout))
-			}
-			fmt.Fprintf(c.stderr, "warning: %s\n", describe(conns[i].addr, err, cf.timeout))
-			continue
-		}
-		answered++
+	for _, i := range ok {
 		if what := trailers[i].Get(server.TruncatedTrailer); len(what) > 0 {
 			n := strings.Join(trailers[i].Get(server.TruncatedEntriesTrailer), "")
 			fmt.Fprintf(c.stderr, "warning: agent %s: map too large (%s full): %s matching entries left out\n",
 				conns[i].addr, clean(strings.Join(what, ",")), clean(n))
 		}
 		m.add(results[i])
-	}
-	if answered == 0 {
-		return &exitError{code: exitFail, msg: "podwire: no agent answered"}
 	}
 	bw := bufio.NewWriter(c.stdout)
 	if *output == outJSON {

@@ -101,24 +101,13 @@ func (c *cli) query(ctx context.Context, args []string) error {
 			results[i] = append(results[i], e)
 		}
 	})
-	var all []*podwirev1.Entry
-	answered := 0
-	for i, err := range errs {
-		if err != nil {
-			if fe, ok := asFilterError(err); ok {
-				return fe
-			}
-			if len(conns) == 1 {
-				return errors.New(describe(conns[i].addr, err, cf.timeout))
-			}
-			fmt.Fprintf(c.stderr, "warning: %s\n", describe(conns[i].addr, err, cf.timeout))
-			continue
-		}
-		answered++
-		all = append(all, results[i]...)
+	ok, err := c.answered(conns, errs, cf.timeout)
+	if err != nil {
+		return err
 	}
-	if answered == 0 {
-		return &exitError{code: exitFail, msg: "podwire: no agent answered"}
+	var all []*podwirev1.Entry
+	for _, i := range ok {
+		all = append(all, results[i]...)
 	}
 	sortNewestFirst(all)
 	if len(all) > *limit {
