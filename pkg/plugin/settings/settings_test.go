@@ -8,6 +8,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -145,4 +146,43 @@ func TestParseGood(t *testing.T) {
 			tc.check(t, s)
 		})
 	}
+}
+
+// FuzzParse: whatever Grafana hands over as jsonData, Parse answers with
+// settings that hold together or an error naming a setting — never a panic,
+// never agents that do not parse as host:port.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{
+		`{"agents": ["10.0.0.1:7700", "[::1]:7700"]}`,
+		`{"agents": "a:1, b:2", "timeoutSeconds": "5"}`,
+		`{"agentsDnsName": "podwire-agents.podwire.svc:7700", "dnsCacheSeconds": 30}`,
+		`{"agents": ["x"], "tls": true, "tlsSkipVerify": true, "tlsServerName": "agent"}`,
+		`{"agents": [1, null]}`, `[]`, `null`, `{"timeoutSeconds": -3}`,
+	} {
+		f.Add([]byte(s), "")
+	}
+	f.Add([]byte(`{"agents": ["a:1"], "tlsAuth": true}`), "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+	f.Fuzz(func(t *testing.T, raw []byte, pem string) {
+		s, err := Parse(raw, map[string]string{"tlsCACert": pem, "tlsClientCert": pem, "tlsClientKey": pem, "token": pem})
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("empty error")
+			}
+			return
+		}
+		if len(s.Agents) == 0 && s.DNSName == "" {
+			t.Fatalf("no agents and no DNS name from %q", raw)
+		}
+		if len(s.Agents) > MaxAgents {
+			t.Fatalf("%d agents", len(s.Agents))
+		}
+		for _, a := range s.Agents {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				t.Fatalf("agent %q: %v", a, err)
+			}
+		}
+		if s.Timeout <= 0 || s.Timeout > MaxTimeout {
+			t.Fatalf("timeout %v", s.Timeout)
+		}
+	})
 }
