@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
@@ -28,15 +29,35 @@ const maxRequestBytes = 16 << 20
 // Host is an http.Handler for one data source of one plugin.
 type Host struct {
 	Plugin *plugintest.Plugin
-	DS     plugintest.DataSource
+	// DS is the data source as first configured; saving settings through
+	// PUT /api/datasources/uid/<uid> replaces it for later requests (its
+	// UID stays).
+	DS plugintest.DataSource
 	// Static serves everything outside /api/ (the harness page and its
 	// bundle); nil answers 404.
 	Static http.Handler
+
+	mu    sync.Mutex
+	saved *plugintest.DataSource
+}
+
+// DataSource is the data source as currently saved.
+func (h *Host) DataSource() plugintest.DataSource {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.saved != nil {
+		return *h.saved
+	}
+	return h.DS
 }
 
 func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	uid := h.uid()
 	switch {
+	case r.URL.Path == "/api/datasources/uid/"+uid && r.Method == http.MethodGet:
+		writeJSON(w, http.StatusOK, settingsOf(h.DataSource()))
+	case r.URL.Path == "/api/datasources/uid/"+uid && r.Method == http.MethodPut:
+		h.save(w, r)
 	case r.URL.Path == "/api/ds/query" && r.Method == http.MethodPost:
 		h.query(w, r)
 	case r.URL.Path == "/api/datasources/uid/"+uid+"/health":
@@ -53,7 +74,101 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Host) uid() string {
-	return h.DS.PluginContext().DataSourceInstanceSettings.UID
+	return h.DataSource().PluginContext().DataSourceInstanceSettings.UID
+}
+
+// pluginContext is the plugin context Grafana sends with a request to the
+// data source as saved.
+func (h *Host) pluginContext() backend.PluginContext {
+	return h.DataSource().PluginContext()
+}
+
+// settings is the data source as Grafana's API shows it to the config
+// editor: secure values only as the names of those that are set.
+type settings struct {
+	ID               int64           `json:"id"`
+	UID              string          `json:"uid"`
+	OrgID            int64           `json:"orgId"`
+	Name             string          `json:"name"`
+	Type             string          `json:"type"`
+	TypeName         string          `json:"typeName"`
+	Access           string          `json:"access"`
+	URL              string          `json:"url"`
+	IsDefault        bool            `json:"isDefault"`
+	JSONData         json.RawMessage `json:"jsonData"`
+	SecureJSONFields map[string]bool `json:"secureJsonFields"`
+	ReadOnly         bool            `json:"readOnly"`
+	Version          int64           `json:"version"`
+}
+
+func settingsOf(ds plugintest.DataSource) settings {
+	is := ds.PluginContext().DataSourceInstanceSettings
+	fields := map[string]bool{}
+	for k, v := range ds.Secure {
+		if v != "" {
+			fields[k] = true
+		}
+	}
+	return settings{ID: is.ID, UID: is.UID, OrgID: 1, Name: is.Name, Type: is.Type, TypeName: "Podwire", Access: "proxy",
+		JSONData: is.JSONData, SecureJSONFields: fields, Version: is.Updated.Unix()}
+}
+
+// saveRequest is the body of PUT /api/datasources/uid/<uid>: the settings
+// with the secure values the user typed (those not sent stay as they were,
+// as in Grafana).
+type saveRequest struct {
+	Name             string            `json:"name"`
+	JSONData         json.RawMessage   `json:"jsonData"`
+	SecureJSONData   map[string]string `json:"secureJsonData"`
+	SecureJSONFields map[string]bool   `json:"secureJsonFields"`
+}
+
+func (h *Host) save(w http.ResponseWriter, r *http.Request) {
+	var req saveRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, maxRequestBytes)).Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"message": "bad request: " + err.Error()})
+		return
+	}
+	var jd map[string]any
+	if len(req.JSONData) > 0 && string(req.JSONData) != "null" {
+		if err := json.Unmarshal(req.JSONData, &jd); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"message": "jsonData: " + err.Error()})
+			return
+		}
+	}
+	h.mu.Lock()
+	cur := h.DS
+	if h.saved != nil {
+		cur = *h.saved
+	}
+	next := cur
+	next.JSONData = jd
+	next.Secure = map[string]string{}
+	for k, v := range cur.Secure {
+		// A field the editor reset (secureJsonFields[k] false) is gone
+		// unless a new value comes with it.
+		if keep, listed := req.SecureJSONFields[k]; !listed || keep {
+			next.Secure[k] = v
+		}
+	}
+	for k, v := range req.SecureJSONData {
+		if v != "" {
+			next.Secure[k] = v
+		} else if !req.SecureJSONFields[k] {
+			delete(next.Secure, k)
+		}
+	}
+	if req.Name != "" {
+		next.Name = req.Name
+	}
+	// A new version: the SDK makes a new instance for changed settings.
+	next.Updated = time.Now()
+	if !next.Updated.After(cur.Updated) {
+		next.Updated = cur.Updated.Add(time.Second)
+	}
+	h.saved = &next
+	h.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"message": "Datasource updated", "datasource": settingsOf(next)})
 }
 
 // queryRequest is the body of Grafana's POST /api/ds/query.
@@ -90,7 +205,7 @@ func (h *Host) query(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"message": "to: " + err.Error()})
 		return
 	}
-	pc := h.DS.PluginContext()
+	pc := h.pluginContext()
 	dr := &backend.QueryDataRequest{PluginContext: pc, Headers: map[string]string{}}
 	for _, raw := range req.Queries {
 		var q queryHeader
@@ -157,7 +272,7 @@ func epochMillis(s string, def time.Time) (time.Time, error) {
 }
 
 func (h *Host) health(w http.ResponseWriter, r *http.Request) {
-	res, err := h.Plugin.CheckHealth(r.Context(), h.DS.PluginContext())
+	res, err := h.Plugin.CheckHealth(r.Context(), h.pluginContext())
 	if err != nil {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"message": "plugin: " + err.Error()})
 		return
@@ -184,7 +299,7 @@ func (h *Host) resource(w http.ResponseWriter, r *http.Request, path string) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
 	defer cancel()
-	res, err := h.Plugin.CallResource(ctx, h.DS.PluginContext(), r.Method, path, body)
+	res, err := h.Plugin.CallResource(ctx, h.pluginContext(), r.Method, path, body)
 	if err != nil {
 		writeJSON(w, http.StatusBadGateway, map[string]string{"message": "plugin: " + err.Error()})
 		return
