@@ -68,3 +68,37 @@ describe('framesToValues', () => {
     ]);
   });
 });
+
+describe('testDatasource', () => {
+  const details = {
+    answering: 1,
+    total: 2,
+    agents: [
+      { address: '10.0.0.1:7700', ok: true, node: 'node-a', version: 'v1', capture: 'running' },
+      { address: '10.0.0.2:7700', ok: false, error: 'connection refused' },
+    ],
+  };
+
+  it('keeps the per-agent lines of a healthy answer', async () => {
+    const ds = newDataSource();
+    (ds as unknown as { callHealthCheck: unknown }).callHealthCheck = async () => ({ status: 'OK', message: '1 of 2 agents answer', details });
+    const res = await ds.testDatasource();
+    expect(res.status).toBe('success');
+    expect(res.message).toBe('1 of 2 agents answer');
+    const msg = (res.details as { message: string }).message;
+    expect(msg).toContain('✓ 10.0.0.1:7700: node node-a');
+    expect(msg).toContain('✗ 10.0.0.2:7700: connection refused');
+  });
+
+  it('reports a failed check as an error with its details', async () => {
+    const ds = newDataSource();
+    (ds as unknown as { callHealthCheck: unknown }).callHealthCheck = async () => ({
+      status: 'ERROR',
+      message: 'no agent answers',
+      details: { ...details, answering: 0, agents: [details.agents[1]] },
+    });
+    const res = await ds.testDatasource();
+    expect(res.status).toBe('error');
+    expect((res.details as { message: string }).message).toContain('connection refused');
+  });
+});

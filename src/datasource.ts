@@ -9,7 +9,7 @@ import {
   MetricFindValue,
   ScopedVars,
 } from '@grafana/data';
-import { DataSourceWithBackend, getTemplateSrv } from '@grafana/runtime';
+import { DataSourceWithBackend, getTemplateSrv, HealthStatus } from '@grafana/runtime';
 import { lastValueFrom, Observable } from 'rxjs';
 import { map } from 'rxjs/operators';
 
@@ -68,11 +68,11 @@ export class DataSource extends DataSourceWithBackend<PodwireQuery, PodwireOptio
   /** testDatasource runs CheckHealth and puts a line per agent into the
    * details Grafana shows under "Save & test". */
   async testDatasource() {
-    const res = await super.testDatasource();
-    if (isHealthDetails(res?.details)) {
-      res.details = { ...res.details, ...healthText(res.details) };
-    }
-    return res;
+    // The base class drops the details of a healthy answer; ask ourselves
+    // so "Save & test" always lists the agents.
+    const res = await this.callHealthCheck();
+    const details = isHealthDetails(res.details) ? { ...res.details, ...healthText(res.details) } : res.details;
+    return { status: res.status === HealthStatus.OK ? 'success' : 'error', message: res.message, details };
   }
 
   /** interpolateFilter expands dashboard variables in a filter as a query

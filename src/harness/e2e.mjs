@@ -221,6 +221,11 @@ async function config() {
   await saveAndTest([agents[0]], '1 of 1 agents answer');
   const text = await saveAndTest(agents, '2 of 2 agents answer');
   check(text.includes('node-a') && text.includes('node-b'), `the health message does not name both nodes: ${text}`);
+  // The per-agent lines come from the details, which Grafana's base class
+  // would drop on success.
+  for (const a of agents) {
+    check(text.includes(`✓ ${a}: node node-`), `the details do not list agent ${a}: ${text}`);
+  }
   result.health = text.split('\n')[0];
   await page.getByTestId('harness-test-result').scrollIntoViewIfNeeded();
   await shot('config.png');
