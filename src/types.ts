@@ -13,6 +13,8 @@ export interface PodwireQuery extends DataQuery {
   entryId?: string;
   field?: string;
   live?: boolean;
+  /** metric picks one series per group of a metrics query (alert rules). */
+  metric?: string;
 }
 
 /** PodwireOptions is the data source's jsonData. */
@@ -55,6 +57,16 @@ export const QUERY_TYPES: Array<{ value: QueryType; label: string; description: 
 
 export const MAP_GROUPS = ['workload', 'service', 'namespace', 'pod'];
 export const METRICS_GROUPS = [...MAP_GROUPS, 'node', 'protocol', 'method', 'path', 'status', 'none'];
+
+/** METRICS are what a metrics query can be narrowed to (the series' field names). */
+export const METRICS = [
+  { value: 'all', label: 'All' },
+  { value: 'requestsPerSecond', label: 'Requests/s' },
+  { value: 'failedPerSecond', label: 'Failed/s' },
+  { value: 'latencyP50', label: 'p50 latency' },
+  { value: 'latencyP95', label: 'p95 latency' },
+  { value: 'latencyP99', label: 'p99 latency' },
+];
 
 /** VALUE_FIELDS are the fields a variable query lists values of. */
 export const VALUE_FIELDS = ['namespace', 'workload', 'service', 'pod', 'protocol'];

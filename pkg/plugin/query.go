@@ -58,7 +58,13 @@ type query struct {
 	EntryID   string `json:"entryId"`
 	Field     string `json:"field"`
 	Live      bool   `json:"live"`
+	// Metric picks one metric of a metrics query ("" or "all": every one),
+	// so an alert rule gets one series per group.
+	Metric string `json:"metric"`
 }
+
+// metricNames are the metrics a metrics query can pick.
+var metricNames = []string{frames.MetricRequests, frames.MetricFailed, frames.MetricP50, frames.MetricP95, frames.MetricP99}
 
 var mapGroups = []string{"workload", "service", "namespace", "pod"}
 var metricGroups = append(slices.Clone(mapGroups), "node", "protocol", "method", "path", "status", "none")
@@ -293,6 +299,9 @@ func (d *Datasource) metrics(ctx context.Context, agents []*agent, dq backend.Da
 	if tr.From.IsZero() || tr.To.IsZero() || !tr.From.Before(tr.To) {
 		return nil, badQuery("metrics need a time range with from before to")
 	}
+	if q.Metric != "" && q.Metric != "all" && !slices.Contains(metricNames, q.Metric) {
+		return nil, badQuery("metric %q: want one of all, %s", q.Metric, strings.Join(metricNames, ", "))
+	}
 	step := metricsStep(dq.Interval, tr.From, tr.To)
 	req := &podwirev1.MetricsRequest{
 		Filter: q.Filter, From: timestamppb.New(tr.From), To: timestamppb.New(tr.To),
@@ -314,6 +323,11 @@ func (d *Datasource) metrics(ctx context.Context, agents []*agent, dq backend.Da
 		rs[i] = a.val
 	}
 	frs := frames.Metrics(frames.MergeMetrics(rs), groupBy, step, tr.From, tr.To)
+	if q.Metric != "" && q.Metric != "all" {
+		frs = slices.DeleteFunc(frs, func(f *data.Frame) bool {
+			return len(f.Fields) < 2 || f.Fields[1].Name != q.Metric
+		})
+	}
 	if len(frs) == 0 {
 		// No series: one empty frame keeps the notices and tells Grafana
 		// there is no data rather than an error.

@@ -150,6 +150,25 @@ func TestStoredQueries(t *testing.T) {
 		}
 	})
 
+	t.Run("metrics, one metric for an alert rule", func(t *testing.T) {
+		frs := mustFrames(t, queryOne(t, p, pc, q("A", map[string]any{"queryType": "metrics", "groupBy": "workload", "metric": "latencyP95"})))
+		groups := map[string]bool{}
+		for _, f := range frs {
+			v := f.Fields[1]
+			if v.Name != "latencyP95" || v.Config == nil || v.Config.Unit != "ms" {
+				t.Errorf("frame %s: field %s, want only latencyP95 in ms", f.Name, v.Name)
+			}
+			groups[v.Labels["workload"]] = true
+		}
+		if !groups["cart"] || !groups["pay"] || len(frs) != len(groups) {
+			t.Errorf("%d frames for groups %v, want one each for cart and pay", len(frs), groups)
+		}
+		r := queryOne(t, p, pc, q("A", map[string]any{"queryType": "metrics", "metric": "p95"}))
+		if r.Error == nil || !strings.Contains(r.Error.Error(), `metric "p95": want one of all, requestsPerSecond`) {
+			t.Errorf("unknown metric: error %v", r.Error)
+		}
+	})
+
 	t.Run("values", func(t *testing.T) {
 		frs := mustFrames(t, queryOne(t, p, pc, q("A", map[string]any{"queryType": "values", "field": "dst.workload"})))
 		vals := stringValues(field(t, frs[0], "value"))

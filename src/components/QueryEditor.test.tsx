@@ -182,6 +182,17 @@ describe('query editor', () => {
     expect(api.calls.find((c) => c.path.startsWith('entries/'))!.path).toBe('entries/node-2-7');
   });
 
+  it('narrows a metrics query to one metric and forgets it for other types', async () => {
+    const { user, changes } = setup({ queryType: 'metrics', metric: 'latencyP95' });
+    expect(screen.getByText('Metric')).toBeTruthy();
+    expect(screen.getByText('p95 latency')).toBeTruthy();
+    await user.click(screen.getByLabelText('Traffic'));
+    const q = changes.pop()!;
+    expect(q.queryType).toBe('traffic');
+    expect(q.metric).toBeUndefined();
+    expect(screen.queryByText('Metric')).toBeNull();
+  });
+
   it('turns live on and sets the limit', async () => {
     const { user, changes } = setup();
     await user.click(screen.getByTestId('podwire-live'));

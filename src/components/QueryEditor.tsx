@@ -4,7 +4,7 @@ import { InlineField, InlineSwitch, Input, RadioButtonGroup, Select, Stack, useS
 import React, { useCallback, useEffect, useState } from 'react';
 
 import type { DataSource } from '../datasource';
-import { DEFAULT_LIMIT, MAP_GROUPS, MAX_LIMIT, METRICS_GROUPS, PodwireOptions, PodwireQuery, QUERY_TYPES, QueryType, ResourceApi } from '../types';
+import { DEFAULT_LIMIT, MAP_GROUPS, MAX_LIMIT, METRICS, METRICS_GROUPS, PodwireOptions, PodwireQuery, QUERY_TYPES, QueryType, ResourceApi } from '../types';
 import { EntryViewer } from './entry/EntryViewer';
 import { FilterField } from './FilterField';
 
@@ -70,6 +70,17 @@ export function QueryEditor(props: Props) {
                 />
               </InlineField>
             )}
+            {queryType === 'metrics' && (
+              <InlineField label="Metric" tooltip="One series per group instead of five: what an alert rule needs">
+                <Select
+                  aria-label="Metric"
+                  width={16}
+                  options={METRICS}
+                  value={query.metric || 'all'}
+                  onChange={(v) => change({ metric: v.value === 'all' ? undefined : v.value }, true)}
+                />
+              </InlineField>
+            )}
             {(queryType === 'traffic' || queryType === 'logs') && (
               <InlineField label="Live" tooltip="Stream new requests as they are captured">
                 <InlineSwitch
@@ -99,6 +110,9 @@ export function switchType(q: PodwireQuery, t: QueryType): Partial<PodwireQuery>
   }
   if (t !== 'traffic' && t !== 'logs') {
     patch.live = undefined;
+  }
+  if (t !== 'metrics') {
+    patch.metric = undefined;
   }
   return patch;
 }
