@@ -22,12 +22,7 @@ import (
 	"github.com/podwire/podwire/internal/plugintest"
 )
 
-func TestMain(m *testing.M) {
-	agenttest.PeerMain()
-	code := m.Run()
-	plugintest.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { plugintest.Main(m) }
 
 // chromium is Debian's browser (`go tool mage deps` installs it).
 const chromium = "/usr/bin/chromium"

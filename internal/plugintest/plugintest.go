@@ -34,6 +34,8 @@ import (
 	"github.com/grafana/grafana-plugin-sdk-go/genproto/pluginv2"
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
+
+	"github.com/podwire/podwire/agent/agenttest"
 )
 
 // PluginID is the data source's plugin id (plugin.json).
@@ -89,6 +91,16 @@ func Cleanup() {
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
 	}
+}
+
+// Main is a TestMain for tests that run real agents' peers and the plugin:
+// it lets the test binary serve as a peer (agenttest.PeerMain), runs the
+// tests and removes the built plugin.
+func Main(m *testing.M) {
+	agenttest.PeerMain()
+	code := m.Run()
+	Cleanup()
+	os.Exit(code)
 }
 
 // moduleRoot is the directory of the go.mod of the module under test.
