@@ -530,17 +530,8 @@ func (c *conn) fastBulks(h *half, b []byte) int {
 				}
 			}
 		}
-		q, l := p+1, 0
-		for q < len(b) && q-p <= 10 && '0' <= b[q] && b[q] <= '9' {
-			l = l*10 + int(b[q]-'0')
-			q++
-		}
-		if q == p+1 || q+1 >= len(b) || b[q] != '\r' || b[q+1] != '\n' {
-			break
-		}
-		v := q + 2
-		end := v + l
-		if end+2 > len(b) || end < v || b[end] != '\r' || b[end+1] != '\n' {
+		v, end, ok := wholeBulk(b, p)
+		if !ok {
 			break
 		}
 		wire := int64(end + 2 - p)
@@ -550,7 +541,7 @@ func (c *conn) fastBulks(h *half, b []byte) int {
 			}
 			h.wire += wire
 			c.argStart(h)
-			if l > 0 {
+			if end > v {
 				c.bulkData(h, b[v:end])
 			}
 			c.bulkEnd(h)
@@ -560,6 +551,27 @@ func (c *conn) fastBulks(h *half, b []byte) int {
 		p = end + 2
 	}
 	return p
+}
+
+// wholeBulk reads the bulk string "$<len>\r\n<value>\r\n" whose '$' is
+// at b[p] when all of it is in b: the value is b[v:end], and the string
+// ends at end+2. A length of more than 10 digits, a missing CRLF or a
+// string cut by the end of b gives ok false.
+func wholeBulk(b []byte, p int) (v, end int, ok bool) {
+	q, l := p+1, 0
+	for q < len(b) && q-p <= 10 && '0' <= b[q] && b[q] <= '9' {
+		l = l*10 + int(b[q]-'0')
+		q++
+	}
+	if q == p+1 || q+1 >= len(b) || b[q] != '\r' || b[q+1] != '\n' {
+		return 0, 0, false
+	}
+	v = q + 2
+	end = v + l
+	if end+2 > len(b) || end < v || b[end] != '\r' || b[end+1] != '\n' {
+		return 0, 0, false
+	}
+	return v, end, true
 }
 
 // fastElems renders the run of whole bulk strings at the start of b that
@@ -588,19 +600,11 @@ func (h *half) fastElems(f *frame, b []byte) int {
 	var wire int64
 	p := 0
 	for f.left > 1 && p < len(b) && b[p] == '$' {
-		q, l := p+1, 0
-		for q < len(b) && q-p <= 10 && '0' <= b[q] && b[q] <= '9' {
-			l = l*10 + int(b[q]-'0')
-			q++
-		}
-		if q == p+1 || q+1 >= len(b) || b[q] != '\r' || b[q+1] != '\n' {
+		v, end, ok := wholeBulk(b, p)
+		if !ok {
 			break
 		}
-		v := q + 2
-		end := v + l
-		if end+2 > len(b) || end < v || b[end] != '\r' || b[end+1] != '\n' {
-			break
-		}
+		l := end - v
 		val := b[v:end]
 		ev := 4 * l
 		if l > 32 {
