@@ -71,14 +71,7 @@ func BenchmarkHTTP2(b *testing.B) {
 
 	// xnet: x/net's Framer and hpack.Decoder merely decoding the same bytes.
 	b.Run("xnet", func(b *testing.B) {
-		var c2s, s2c []byte
-		for _, s := range v.steps {
-			if s.client {
-				c2s = append(c2s, s.data...)
-			} else {
-				s2c = append(s2c, s.data...)
-			}
-		}
+		c2s, s2c := v.streams()
 		c2s = c2s[len(http2.ClientPreface):]
 		b.SetBytes(int64(total))
 		b.ReportAllocs()

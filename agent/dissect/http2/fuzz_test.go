@@ -24,14 +24,7 @@ func seedConv() *conv {
 
 func FuzzHTTP2(f *testing.F) {
 	v := seedConv()
-	var c2s, s2c []byte
-	for _, s := range v.steps {
-		if s.client {
-			c2s = append(c2s, s.data...)
-		} else {
-			s2c = append(s2c, s.data...)
-		}
-	}
+	c2s, s2c := v.streams()
 	f.Add(uint8(1), c2s, s2c, uint64(1))
 	f.Add(uint8(0), c2s[24:], s2c, uint64(2))
 	f.Fuzz(func(t *testing.T, role uint8, c2s, s2c []byte, seed uint64) {
@@ -49,14 +42,7 @@ func FuzzUpgraded(f *testing.F) {
 	v.get(3, "/x")
 	v.data(false, 1, true, []byte("pong"))
 	v.headers(false, 3, true, ":status", "204")
-	var c2s, s2c []byte
-	for _, s := range v.steps {
-		if s.client {
-			c2s = append(c2s, s.data...)
-		} else {
-			s2c = append(s2c, s.data...)
-		}
-	}
+	c2s, s2c := v.streams()
 	f.Add(uint8(1), c2s, s2c, uint64(1))
 	f.Add(uint8(2), c2s[24:], s2c, uint64(2))
 	f.Fuzz(func(t *testing.T, role uint8, c2s, s2c []byte, seed uint64) {

@@ -48,6 +48,18 @@ func newConv(preface bool) *conv {
 	return v
 }
 
+// streams returns the bytes each direction carries, in order.
+func (v *conv) streams() (c2s, s2c []byte) {
+	for _, s := range v.steps {
+		if s.client {
+			c2s = append(c2s, s.data...)
+		} else {
+			s2c = append(s2c, s.data...)
+		}
+	}
+	return c2s, s2c
+}
+
 func (v *conv) raw(client bool, b []byte) {
 	v.steps = append(v.steps, step{client, b})
 }
