@@ -85,6 +85,21 @@ function endpointName(p?: Endpoint): string {
   return name ? `${name} (${addr})` : addr || '–';
 }
 
+/** EndpointRow is one end of the exchange: its name and address, then its workload and service. */
+function EndpointRow({ label, p }: { label: string; p?: Endpoint }) {
+  const styles = useStyles2(getStyles);
+  return (
+    <tr>
+      <th>{label}</th>
+      <td>
+        {endpointName(p)}
+        {p?.workload && <span className={styles.muted}> · {p.workloadKind ?? 'workload'} {p.workload}</span>}
+        {p?.service && <span className={styles.muted}> · service {p.service}</span>}
+      </td>
+    </tr>
+  );
+}
+
 function Summary({ entry: e }: { entry: Entry }) {
   const styles = useStyles2(getStyles);
   const status = e.status ?? 0;
@@ -100,22 +115,8 @@ function Summary({ entry: e }: { entry: Entry }) {
       </div>
       <table className={styles.kv}>
         <tbody>
-          <tr>
-            <th>From</th>
-            <td>
-              {endpointName(e.src)}
-              {e.src?.workload && <span className={styles.muted}> · {e.src.workloadKind ?? 'workload'} {e.src.workload}</span>}
-              {e.src?.service && <span className={styles.muted}> · service {e.src.service}</span>}
-            </td>
-          </tr>
-          <tr>
-            <th>To</th>
-            <td>
-              {endpointName(e.dst)}
-              {e.dst?.workload && <span className={styles.muted}> · {e.dst.workloadKind ?? 'workload'} {e.dst.workload}</span>}
-              {e.dst?.service && <span className={styles.muted}> · service {e.dst.service}</span>}
-            </td>
-          </tr>
+          <EndpointRow label="From" p={e.src} />
+          <EndpointRow label="To" p={e.dst} />
           <tr>
             <th>Time</th>
             <td>{e.time}</td>
