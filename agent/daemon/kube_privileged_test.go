@@ -96,6 +96,22 @@ func makePod(t *testing.T, cs kubernetes.Interface, root *agenttest.Cgroup, ns, 
 
 // waitUntil polls ok until it holds, failing the test with why() once
 // deadline has passed.
+// startShop starts a real API server with the namespace "shop".
+func startShop(t *testing.T) (*kubetest.Cluster, string) {
+	cl := kubetest.Start(t)
+	ns := "shop"
+	if _, err := cl.Client.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return cl, ns
+}
+
+// statefulSet is a controller reference to the StatefulSet name.
+func statefulSet(name, uid string) metav1.OwnerReference {
+	yes := true
+	return metav1.OwnerReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: name, UID: types.UID(uid), Controller: &yes}
+}
+
 func waitUntil(t *testing.T, deadline time.Time, ok func() bool, why func() string) {
 	t.Helper()
 	for !ok() {
@@ -133,13 +149,9 @@ func curlFrom(t *testing.T, p simPod, h *agenttest.Host, url string) {
 // a real kube-apiserver: the entries name both ends.
 func TestIdentityFromAPIServer(t *testing.T) {
 	agenttest.RequireRoot(t)
-	cl := kubetest.Start(t)
+	cl, ns := startShop(t)
 	cs := cl.Client
 	ctx := context.Background()
-	ns := "shop"
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +174,7 @@ func TestIdentityFromAPIServer(t *testing.T) {
 	web := makePod(t, cs, root, ns, "web-5d8f7-x2x9q", cliHost.IP, "node-a",
 		metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: rs.UID, Controller: &yes}, systemdBurstable, map[string]string{"app": "web"})
 	cart := makePod(t, cs, root, ns, "cart-0", srvHost.IP, "node-a",
-		metav1.OwnerReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "cart", UID: "6d1f0c3e-0000-4000-8000-000000000001", Controller: &yes}, cgroupfsBestEffort, map[string]string{"app": "cart"})
+		statefulSet("cart", "6d1f0c3e-0000-4000-8000-000000000001"), cgroupfsBestEffort, map[string]string{"app": "cart"})
 	var svc *corev1.Service
 	if err := kubetest.Retry(ctx, func() (err error) {
 		svc, err = cs.CoreV1().Services(ns).Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "cart"},
@@ -226,7 +238,7 @@ func TestIdentityFromAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	cache := makePod(t, cs, root, ns, "cache-0", srvHost.IP, "node-a",
-		metav1.OwnerReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "cache", UID: "6d1f0c3e-0000-4000-8000-000000000002", Controller: &yes}, systemdBurstable, nil)
+		statefulSet("cache", "6d1f0c3e-0000-4000-8000-000000000002"), systemdBurstable, nil)
 	waitUntil(t, deadline.Add(30*time.Second), func() bool { return a.Counters()["kube_changes"] >= before+3 }, // delete, create, status
 		func() string { return fmt.Sprintf("the agent did not see the pod change: %v", a.Counters()) })
 	serveHTTP(t, cache, srvHost, addr)
@@ -245,21 +257,15 @@ func TestIdentityFromAPIServer(t *testing.T) {
 // named; node-a's agent leaves it, counted.
 func TestTwoNodesReportCrossNodeCallOnce(t *testing.T) {
 	agenttest.RequireRoot(t)
-	cl := kubetest.Start(t)
+	cl, ns := startShop(t)
 	cs := cl.Client
-	ctx := context.Background()
-	ns := "shop"
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	yes := true
 	srvHost, cliHost := agenttest.NewHostPair(t, 41)
 	rootA := agenttest.NewCgroup(t, "", agenttest.RandomName("podwire-node-a-"))
 	rootB := agenttest.NewCgroup(t, "", agenttest.RandomName("podwire-node-b-"))
 	web := makePod(t, cs, rootA, ns, "web-0", cliHost.IP, "node-a",
-		metav1.OwnerReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "web", UID: "6d1f0c3e-0000-4000-8000-00000000000a", Controller: &yes}, systemdBurstable, nil)
+		statefulSet("web", "6d1f0c3e-0000-4000-8000-00000000000a"), systemdBurstable, nil)
 	cart := makePod(t, cs, rootB, ns, "cart-0", srvHost.IP, "node-b",
-		metav1.OwnerReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "cart", UID: "6d1f0c3e-0000-4000-8000-00000000000b", Controller: &yes}, cgroupfsBestEffort, nil)
+		statefulSet("cart", "6d1f0c3e-0000-4000-8000-00000000000b"), cgroupfsBestEffort, nil)
 
 	agentA := agenttest.StartAgent(t, daemon.Options{CgroupRoot: rootA.Path, Kubeconfig: cl.Kubeconfig, NodeName: "node-a"})
 	agentB := agenttest.StartAgent(t, daemon.Options{CgroupRoot: rootB.Path, Kubeconfig: cl.Kubeconfig, NodeName: "node-b"})
@@ -283,30 +289,23 @@ func TestTwoNodesReportCrossNodeCallOnce(t *testing.T) {
 	}
 }
 
-// TestAPIServerOutage: with the API server stopped for 30 s, capture goes
-// on and entries keep the names already known; once it is back, a pod
-// created then is named within seconds, without restarting the agent.
 // catchUpAfterOutage is client-go's reflector backoff cap (60 s) plus
 // time for one list and the event to reach the index.
 const catchUpAfterOutage = 70 * time.Second
 
+// TestAPIServerOutage: with the API server stopped for 30 s, capture goes
+// on and entries keep the names already known; once it is back, a pod
+// created then is named within catchUpAfterOutage, without restarting the
+// agent.
 func TestAPIServerOutage(t *testing.T) {
 	agenttest.RequireRoot(t)
-	cl := kubetest.Start(t)
+	cl, ns := startShop(t)
 	cs := cl.Client
 	ctx := context.Background()
-	ns := "shop"
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	yes := true
-	owner := func(name, uid string) metav1.OwnerReference {
-		return metav1.OwnerReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: name, UID: types.UID(uid), Controller: &yes}
-	}
 	srvHost, cliHost := agenttest.NewHostPair(t, 42)
 	root := agenttest.NewCgroup(t, "", agenttest.RandomName("podwire-test-"))
-	web := makePod(t, cs, root, ns, "web-0", cliHost.IP, "node-a", owner("web", "6d1f0c3e-0000-4000-8000-0000000000c1"), systemdBurstable, nil)
-	cart := makePod(t, cs, root, ns, "cart-0", srvHost.IP, "node-a", owner("cart", "6d1f0c3e-0000-4000-8000-0000000000c2"), cgroupfsBestEffort, nil)
+	web := makePod(t, cs, root, ns, "web-0", cliHost.IP, "node-a", statefulSet("web", "6d1f0c3e-0000-4000-8000-0000000000c1"), systemdBurstable, nil)
+	cart := makePod(t, cs, root, ns, "cart-0", srvHost.IP, "node-a", statefulSet("cart", "6d1f0c3e-0000-4000-8000-0000000000c2"), cgroupfsBestEffort, nil)
 	a := agenttest.StartAgent(t, daemon.Options{CgroupRoot: root.Path, Kubeconfig: cl.Kubeconfig, NodeName: "node-a"})
 	deadline := time.Now().Add(30 * time.Second)
 	waitUntil(t, deadline, func() bool { return !(a.Counters()["kube_synced"] != 1 || a.Counters()["kube_pods"] < 2) }, func() string { return fmt.Sprintf("not in sync: %v", a.Counters()) })
@@ -335,7 +334,7 @@ func TestAPIServerOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	back := time.Now()
-	late := makePod(t, cs, root, ns, "late-0", cliHost.IP, "node-a", owner("late", "6d1f0c3e-0000-4000-8000-0000000000c3"), systemdBurstable, nil)
+	late := makePod(t, cs, root, ns, "late-0", cliHost.IP, "node-a", statefulSet("late", "6d1f0c3e-0000-4000-8000-0000000000c3"), systemdBurstable, nil)
 	// late-0 took web-0's address: once the agent has the change, calls
 	// from that address are late-0's.
 	if err := cs.CoreV1().Pods(ns).Delete(ctx, "web-0", metav1.DeleteOptions{}); err != nil {
