@@ -1,7 +1,6 @@
 package store
 
 import (
-	"math"
 	"time"
 
 	"github.com/podwire/podwire/agent/entry"
@@ -26,14 +25,7 @@ const maxScanBuffer = 4 << 20
 // fn runs without the store's lock held; entries are copied out in batches
 // under a read lock, so Add waits at most for one batch to be copied.
 func (s *Store) Scan(from, to time.Time, whole bool, fn func(*entry.Entry) bool) uint64 {
-	upper := key{t: math.MaxInt64, seq: math.MaxUint64}
-	if !to.IsZero() {
-		upper = key{t: nanos(to)}
-	}
-	lower := int64(math.MinInt64)
-	if !from.IsZero() {
-		lower = nanos(from)
-	}
+	upper, lower := bounds(from, to)
 	var (
 		data  []byte
 		spans = make([]span, 0, scanBatch)

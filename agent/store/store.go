@@ -447,14 +447,7 @@ func (s *Store) Query(q Query, fn func(*entry.Entry) bool) {
 	if limit <= 0 {
 		limit = DefaultLimit
 	}
-	upper := key{t: math.MaxInt64, seq: math.MaxUint64}
-	if !q.To.IsZero() {
-		upper = key{t: nanos(q.To)}
-	}
-	lower := int64(math.MinInt64)
-	if !q.From.IsZero() {
-		lower = nanos(q.From)
-	}
+	upper, lower := bounds(q.From, q.To)
 	var buf [queryBatch][]byte
 	sent := 0
 	for {
@@ -478,9 +471,25 @@ func (s *Store) Query(q Query, fn func(*entry.Entry) bool) {
 	}
 }
 
+// bounds turns [from, to) (a zero bound is unbounded) into the key below
+// which a walk starts and the Time at which it stops.
+func bounds(from, to time.Time) (upper key, lower int64) {
+	upper = key{t: math.MaxInt64, seq: math.MaxUint64}
+	if !to.IsZero() {
+		upper = key{t: nanos(to)}
+	}
+	lower = int64(math.MinInt64)
+	if !from.IsZero() {
+		lower = nanos(from)
+	}
+	return upper, lower
+}
+
 // collect copies into buf, newest first, the packed entries with keys below
 // upper and Time at or after lower, each a copy the caller owns. more tells
-// whether older ones may remain; next is where to continue.
+// whether older ones may remain; next is where to continue. Unlike
+// collectInto (Scan's walk, which reuses one buffer), it gives each batch
+// fresh 64 KiB blocks, so the entries Query unpacks may be kept.
 func (s *Store) collect(upper key, lower int64, buf [][]byte) (n int, next key, more bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
