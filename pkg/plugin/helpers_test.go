@@ -181,17 +181,20 @@ func noticeTexts(frs data.Frames) string {
 
 // healthDetails decodes CheckHealth's JSON details.
 type healthDetails struct {
-	Answering int `json:"answering"`
-	Total     int `json:"total"`
-	Agents    []struct {
-		Address  string            `json:"address"`
-		OK       bool              `json:"ok"`
-		Error    string            `json:"error"`
-		Node     string            `json:"node"`
-		Version  string            `json:"version"`
-		Capture  string            `json:"capture"`
-		Counters map[string]uint64 `json:"counters"`
-	} `json:"agents"`
+	Answering int           `json:"answering"`
+	Total     int           `json:"total"`
+	Agents    []agentHealth `json:"agents"`
+}
+
+// agentHealth is one agent in healthDetails.
+type agentHealth struct {
+	Address  string            `json:"address"`
+	OK       bool              `json:"ok"`
+	Error    string            `json:"error"`
+	Node     string            `json:"node"`
+	Version  string            `json:"version"`
+	Capture  string            `json:"capture"`
+	Counters map[string]uint64 `json:"counters"`
 }
 
 func details(tb testing.TB, r *backend.CheckHealthResult) healthDetails {

@@ -131,17 +131,7 @@ func TestTwoCapturingAgents(t *testing.T) {
 		}
 		d := details(t, h)
 		for i, n := range []*node{a, b} {
-			got := d.Agents[slices.IndexFunc(d.Agents, func(x struct {
-				Address  string            `json:"address"`
-				OK       bool              `json:"ok"`
-				Error    string            `json:"error"`
-				Node     string            `json:"node"`
-				Version  string            `json:"version"`
-				Capture  string            `json:"capture"`
-				Counters map[string]uint64 `json:"counters"`
-			}) bool {
-				return x.Address == n.agent.Addr()
-			})]
+			got := d.Agents[slices.IndexFunc(d.Agents, func(x agentHealth) bool { return x.Address == n.agent.Addr() })]
 			if got.Node != n.name || got.Version != "v-"+n.name || got.Capture != "running" {
 				t.Errorf("agent %d: %+v", i, got)
 			}
