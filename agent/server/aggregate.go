@@ -46,13 +46,10 @@ const (
 	maxEdgeServices  = 32
 )
 
-// Trailer metadata of an aggregation that hit a bound: TruncatedTrailer
-// lists what was full ("nodes", "edges", "series", "points", "values"),
-// comma-separated; TruncatedEntriesTrailer is how many matched entries
-// the answer leaves out.
+// Trailer metadata of an aggregation that hit a bound (see podwirev1).
 const (
-	TruncatedTrailer        = "podwire-truncated"
-	TruncatedEntriesTrailer = "podwire-truncated-entries"
+	TruncatedTrailer        = podwirev1.TruncatedTrailer
+	TruncatedEntriesTrailer = podwirev1.TruncatedEntriesTrailer
 )
 
 // Metrics' steps: at most MaxSteps per range; 0 means the range / 100.

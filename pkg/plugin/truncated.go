@@ -7,7 +7,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
-	"github.com/podwire/podwire/agent/server"
+	podwirev1 "github.com/podwire/podwire/proto/podwire/v1"
 )
 
 // truncations gathers what agents said, in their answers' trailers, about
@@ -22,7 +22,7 @@ type truncations struct {
 func truncatedCall[T any](t *truncations, a *agent, rpc func(opts ...grpc.CallOption) (T, error)) (T, error) {
 	var md metadata.MD
 	v, err := rpc(grpc.Trailer(&md))
-	if len(md.Get(server.TruncatedTrailer)) > 0 {
+	if len(md.Get(podwirev1.TruncatedTrailer)) > 0 {
 		t.mu.Lock()
 		if t.byAg == nil {
 			t.byAg = map[*agent]metadata.MD{}
@@ -38,9 +38,9 @@ func (t *truncations) warn(n *notices) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for a, md := range t.byAg {
-		what := strings.Join(md.Get(server.TruncatedTrailer), ",")
+		what := strings.Join(md.Get(podwirev1.TruncatedTrailer), ",")
 		left := "some"
-		if v := md.Get(server.TruncatedEntriesTrailer); len(v) > 0 {
+		if v := md.Get(podwirev1.TruncatedEntriesTrailer); len(v) > 0 {
 			left = v[0]
 		}
 		n.warn("agent %s hit its bound on %s: %s matching entries are not counted; narrow the filter or the time range, or group more coarsely", a.name(), what, left)
